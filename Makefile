@@ -30,7 +30,8 @@ $(STAMPS)/apt: Makefile
 $(STAMPS)/venv: $(STAMPS)/apt requirements.txt constraints.txt pyproject.toml
 	@echo "== Python venv in $(VENV)"
 	@[ -x $(PY) ] || /usr/bin/python3 -m venv --system-site-packages $(VENV)
-	@$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -r requirements.txt
+	@out=$$($(PY) -m pip install -q --disable-pip-version-check -c constraints.txt \
+	  -r requirements.txt 2>&1) || { echo "$$out"; exit 1; }
 	@$(PY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@$(PY) -c "import numpy, torch; from gnuradio import gr; assert numpy.__version__ < '2', numpy.__version__"
 	@touch $@

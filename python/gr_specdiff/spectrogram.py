@@ -169,14 +169,20 @@ def compute_features(iq, sample_rate: float, workers: int = -1) -> Spectrogram:
         x = np.where(bad, np.complex64(0), x)
     if not np.any(x):
         raise ValueError("IQ frame is all zeros (no signal and no noise): is the source running?")
-    seg = _segments(x, geo) * hann_window()
-    spec = scipy.fft.fft(seg, axis=-1, workers=workers)
+    spec = scipy.fft.fft(_segments(x, geo) * hann_window(), axis=-1, workers=workers,
+                         overwrite_x=True)
     power = spec.real ** 2 + spec.imag ** 2
-    power = np.fft.fftshift(power, axes=-1).astype(np.float32)
-    starts = geo.row_segment_edges[:-1]
-    counts = np.diff(geo.row_segment_edges).astype(np.float32)
-    mean_p = np.add.reduceat(power, starts, axis=0) / counts[:, None]
-    peak_p = np.maximum.reduceat(power, starts, axis=0)
+    if geo.n_segments % N_ROWS == 0:  # the usual case (40 ms frames): equal groups
+        grouped = power.reshape(N_ROWS, -1, NFFT)
+        mean_p, peak_p = grouped.mean(axis=1), grouped.max(axis=1)
+    else:
+        starts = geo.row_segment_edges[:-1]
+        counts = np.diff(geo.row_segment_edges).astype(np.float32)
+        mean_p = np.add.reduceat(power, starts, axis=0) / counts[:, None]
+        peak_p = np.maximum.reduceat(power, starts, axis=0)
+    # Shift DC to column 128 after the reduction: 256 x 256 values instead of S x 256.
+    mean_p = np.fft.fftshift(mean_p, axes=-1)
+    peak_p = np.fft.fftshift(peak_p, axes=-1)
     feats, floor = _normalise_np(mean_p, peak_p)
     return Spectrogram(feats, geo, floor, n_bad)
 
@@ -211,7 +217,7 @@ def compute_features_torch(iq, sample_rate: float):
     seg = wrapped.unfold(1, NFFT, geo.hop)[:, : geo.n_segments]
     window = torch.from_numpy(hann_window()).to(x.device)
     spec = torch.fft.fft(seg * window, dim=-1)
-    power = torch.fft.fftshift(spec.real.square() + spec.imag.square(), dim=-1)
+    power = spec.real.square() + spec.imag.square()
     if geo.n_segments % N_ROWS == 0:
         grouped = power.reshape(batch, N_ROWS, geo.n_segments // N_ROWS, NFFT)
         mean_p, peak_p = grouped.mean(dim=2), grouped.amax(dim=2)
@@ -222,6 +228,8 @@ def compute_features_torch(iq, sample_rate: float):
         zeros = torch.zeros(batch, N_ROWS, NFFT, dtype=power.dtype, device=x.device)
         mean_p = zeros.scatter_reduce(1, index, power, "mean", include_self=False)
         peak_p = zeros.scatter_reduce(1, index, power, "amax", include_self=False)
+    mean_p = torch.fft.fftshift(mean_p, dim=-1)
+    peak_p = torch.fft.fftshift(peak_p, dim=-1)
     mean_db = 10 * torch.log10(mean_p + _TINY)
     peak_db = 10 * torch.log10(peak_p + _TINY)
     floor = torch.quantile(mean_db.reshape(batch, -1), FLOOR_QUANTILE, dim=1).view(-1, 1, 1)
