@@ -186,7 +186,8 @@ def reference_sample(
         if i == steps - 1:
             return m
         t_next = int(ts[i + 1])
-        a_t, s_t, l_t = schedule.alpha64[t_next], schedule.sigma64[t_next], schedule.lambda64[t_next]
+        a_t, s_t = schedule.alpha64[t_next], schedule.sigma64[t_next]
+        l_t = schedule.lambda64[t_next]
         h = l_t - l_s
         phi1 = math.expm1(-h)
         k = orders[i]

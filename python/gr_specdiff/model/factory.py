@@ -1,0 +1,65 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Configs (``gr_specdiff/configs/*.yaml``) -> models and inference pipelines."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+from .specdiff import SpecDiff, SpecDiffConfig
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+def config_path(name_or_path: str | Path) -> Path:
+    """A config name (``lite``) or a YAML path -> the YAML path."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml"):
+        if not p.exists():
+            raise FileNotFoundError(f"config {p} not found")
+        return p
+    q = CONFIG_DIR / f"{name_or_path}.yaml"
+    if not q.exists():
+        names = sorted(x.stem for x in CONFIG_DIR.glob("*.yaml"))
+        raise FileNotFoundError(f"no config named {name_or_path!r}; shipped configs: {names}")
+    return q
+
+
+def load_config(name_or_path: str | Path | dict) -> dict:
+    if isinstance(name_or_path, dict):
+        return copy.deepcopy(name_or_path)
+    cfg = yaml.safe_load(config_path(name_or_path).read_text())
+    if not isinstance(cfg, dict) or "model" not in cfg:
+        raise ValueError(f"config {name_or_path} has no 'model' section")
+    cfg.setdefault("diffusion", {})
+    cfg.setdefault("loss", {})
+    cfg.setdefault("train", {})
+    cfg.setdefault("data", {})
+    return cfg
+
+
+def build_model(cfg: dict) -> SpecDiff:
+    return SpecDiff(SpecDiffConfig.from_dict(cfg["model"]))
+
+
+def diffusion_args(cfg: dict) -> dict:
+    d = cfg.get("diffusion", {})
+    return {
+        "schedule": d.get("schedule", "cosine"),
+        "T": int(d.get("T", 1000)),
+        "steps": int(d.get("steps", 5)),
+        "order": int(d.get("order", 2)),
+        "clip": float(d.get("clip", 1.0)),
+        "seeds": int(d.get("seeds", 1)),
+    }
+
+
+def build_pipeline(model: SpecDiff, cfg: dict, steps: int | None = None, image_size: int = 256):
+    from .pipeline import SpecDiffPipeline
+
+    args = diffusion_args(cfg)
+    if steps is not None:
+        args["steps"] = int(steps)
+    return SpecDiffPipeline(model, image_size=image_size, seed=0, **args)
