@@ -43,13 +43,17 @@ def main():
         x = (rng.normal(size=n) + 1j * rng.normal(size=n)).astype(np.complex64)
         xt = torch.from_numpy(x)
         paths = {
-            "numpy/scipy": lambda: sg.compute_features(x, rate, workers=args.threads),
-            "torch-cpu": lambda: sg.compute_features_torch(xt, rate),
+            "numpy/scipy": lambda x=x, rate=rate: sg.compute_features(
+                x, rate, workers=args.threads, backend="numpy"),
+            "torch-cpu": lambda xt=xt, rate=rate: sg.compute_features_torch(xt, rate),
         }
+        if sg.native_available():
+            paths["native"] = lambda x=x, rate=rate: sg.compute_features(x, rate,
+                                                                         backend="native")
         if torch.cuda.is_available():
             xc = xt.cuda()
 
-            def cuda_path():
+            def cuda_path(xc=xc, rate=rate):
                 sg.compute_features_torch(xc, rate)
                 torch.cuda.synchronize()
 

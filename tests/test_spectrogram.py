@@ -123,11 +123,27 @@ def test_scale_invariant(rng):
     np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+@pytest.mark.skipif(not sg.native_available(), reason="native kernel not built (make setup)")
+@pytest.mark.parametrize("n", [N40, 800_001, 50_000, sg.MIN_SAMPLES])
+def test_native_kernel_matches_numpy(n, rng):
+    x = noise(n, rng)
+    x[n // 3:n // 3 + 100] += 30  # a strong burst: large dynamic range in the same frame
+    x[-50:] += 10  # energy in the wrapped tail
+    ref = sg.compute_features(x, FS, backend="numpy").features
+    out = sg.compute_features(x, FS, backend="native").features
+    np.testing.assert_allclose(out, ref, atol=1e-5)  # 1e-5 of the 60 dB span: 0.0006 dB
+
+
+def test_unknown_backend_is_refused(rng):
+    with pytest.raises(ValueError, match="backend"):
+        sg.compute_features(noise(10_000, rng), 1e6, backend="fftw")
+
+
 @pytest.mark.parametrize("n", [N40, 800_001, 50_000])
 def test_torch_matches_numpy(n, rng):
     x = noise(n, rng)
     x[1000:1100] += 30
-    ref = sg.compute_features(x, FS).features
+    ref = sg.compute_features(x, FS, backend="numpy").features
     out, n_bad = sg.compute_features_torch(torch.from_numpy(x), FS)
     assert out.shape == (1, 3, 256, 256) and out.dtype == torch.float32
     np.testing.assert_allclose(out[0].numpy(), ref, atol=2e-5)
@@ -150,14 +166,20 @@ def test_torch_cuda_matches_numpy(rng):
                                atol=1e-4)
 
 
-def test_nonfinite_samples_zeroed_and_counted(rng):
+@pytest.mark.parametrize("backend", ["numpy", "auto"])
+def test_nonfinite_samples_zeroed_and_counted(rng, backend):
     x = noise(100_000, rng)
+    clean = x.copy()
     x[10] = np.nan
     x[20] = np.inf
-    spec = sg.compute_features(x, 2.5e6)
-    assert spec.n_nonfinite == 2 and np.isfinite(spec.features).all()
+    x[99_999] = complex(np.nan, 0)  # in the wrapped tail window
+    spec = sg.compute_features(x, 2.5e6, backend=backend)
+    assert spec.n_nonfinite == 3 and np.isfinite(spec.features).all()
+    clean[[10, 20, 99_999]] = 0
+    np.testing.assert_allclose(spec.features, sg.compute_features(clean, 2.5e6).features,
+                               atol=2e-6)
     _, n_bad = sg.compute_features_torch(torch.from_numpy(x), 2.5e6)
-    assert int(n_bad[0]) == 2
+    assert int(n_bad[0]) == 3
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -166,9 +188,10 @@ def test_nonfinite_samples_zeroed_and_counted(rng):
     (np.ones(100_000, np.float32), "complex"),
     (np.ones((2, 100_000), np.complex64), "one-dimensional"),
 ])
-def test_bad_input_gives_clear_error(bad, message):
+@pytest.mark.parametrize("backend", ["numpy", "auto"])
+def test_bad_input_gives_clear_error(bad, message, backend):
     with pytest.raises(ValueError, match=message):
-        sg.compute_features(bad, 2.5e6)
+        sg.compute_features(bad, 2.5e6, backend=backend)
 
 
 def test_bad_sample_rate():
