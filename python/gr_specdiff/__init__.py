@@ -14,3 +14,14 @@ CLASSES = ("noise", "NR", "LTE", "radar")
 NOISE, NR, LTE, RADAR = range(4)
 #: Label value for pixels whose class is undefined (excluded from loss and metrics).
 IGNORE = 255
+
+try:  # GNU Radio blocks (GRC: ``import gr_specdiff`` then ``gr_specdiff.segmenter(...)``)
+    from gr_specdiff.blocks import (  # noqa: F401
+        scene_source,
+        segmenter,
+        sigmf_annotation_sink,
+        sigmf_source,
+        waterfall_sink,
+    )
+except ImportError:  # torch-only environments (training) have no GNU Radio
+    pass

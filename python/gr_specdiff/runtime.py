@@ -1,0 +1,512 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Runtime helpers shared by the GNU Radio blocks and the headless CLI (no GNU Radio here).
+
+* :func:`default_model_path` finds the shipped model.
+* :func:`open_model` loads an exported model (``gr_specdiff.model.export.load_model``) and
+  checks a sample rate against its card (:func:`check_sample_rate`).
+* :func:`detections` turns a class map into detected signals (connected components),
+  :func:`occupancy` into per-class occupancy of each frequency bin.
+* :class:`FrameBuffer` cuts a stream delivered in arbitrary chunks into exact frames.
+* :class:`InferenceWorker` runs frames on a worker thread behind a bounded queue with a
+  ``drop`` (live) or ``block`` (playback) policy.
+* :func:`pad_frame` pads a short tail with noise at the recording's own noise level.
+* :func:`render_overlay_png` draws spectrogram + class mask + boxes (matplotlib, headless).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gr_specdiff import CLASSES, NOISE
+from gr_specdiff import spectrogram as sg
+
+DEFAULT_MODEL_NAME = "specdiff_default.ts"
+#: Display colours (RGB 0..255) per class index; noise is transparent in overlays.
+CLASS_COLORS = {0: (0, 0, 0), 1: (40, 220, 60), 2: (40, 140, 255), 3: (255, 60, 40)}
+#: Relative tolerance when matching a stream's sample rate against the model card.
+RATE_TOLERANCE = 1e-3
+POLICIES = ("drop", "block")
+
+
+# --------------------------------------------------------------------------- model
+def default_model_path(name: str = DEFAULT_MODEL_NAME) -> Path:
+    """Where the default model lives: ``$GR_SPECDIFF_MODELS``, ``<repo>/models``, then
+    ``<prefix>/share/gr_specdiff/models``. Returns the first candidate that exists, else the
+    repo candidate (so the error message names a sensible path)."""
+    here = Path(__file__).resolve()
+    candidates = []
+    env = os.environ.get("GR_SPECDIFF_MODELS")
+    if env:
+        candidates.append(Path(env) / name)
+    repo = here.parents[2] / "models"
+    candidates.append(repo / name)
+    # Installed: <prefix>/lib/python3/dist-packages/gr_specdiff/runtime.py -> <prefix>.
+    for parent in here.parents:
+        if parent.name in ("lib", "lib64", "local"):
+            candidates.append(parent.parent / "share" / "gr_specdiff" / "models" / name)
+            break
+    import sys
+    candidates.append(Path(sys.prefix) / "share" / "gr_specdiff" / "models" / name)
+    for c in candidates:
+        if c.exists():
+            return c
+    return repo / name
+
+
+def resolve_model_path(path) -> Path:
+    """``''``/``None``/``'default'`` -> :func:`default_model_path`; else the path itself."""
+    if path is None or str(path).strip() in ("", "default"):
+        return default_model_path()
+    return Path(os.path.expanduser(str(path)))
+
+
+def open_model(path, device: str = "auto"):
+    """Load an exported model; errors are ``ValueError`` (``ModelLoadError``) with the path."""
+    if device not in ("auto", "cuda", "cpu"):
+        raise ValueError(f"device must be auto, cuda or cpu, got {device!r}")
+    p = resolve_model_path(path)
+    if not p.exists():
+        raise ValueError(
+            f"model file {p} does not exist: pass a model path (e.g. models/<name>.ts made by "
+            "`specdiff export`) or set $GR_SPECDIFF_MODELS")
+    from gr_specdiff.model.export import load_model
+
+    return load_model(p, device=device)
+
+
+def card_sample_rates(card: dict) -> list[float]:
+    return [float(r) for r in (card.get("sample_rates") or [])]
+
+
+def check_sample_rate(card: dict, sample_rate: float) -> str | None:
+    """``None`` when the model was trained for ``sample_rate``, else the reason why not."""
+    rates = card_sample_rates(card)
+    if not rates or card.get("any_sample_rate"):
+        return None
+    if any(abs(sample_rate - r) <= RATE_TOLERANCE * r for r in rates):
+        return None
+    listed = ", ".join(f"{r / 1e6:g}" for r in rates)
+    return (f"sample rate {sample_rate / 1e6:g} MS/s does not match the model "
+            f"'{card.get('name', '?')}', trained for {listed} MS/s: resample the stream to a "
+            "supported rate or use a model trained for this rate (labels would be wrong)")
+
+
+def frame_length(card: dict, sample_rate: float, frame_seconds: float = 0.0) -> int:
+    """Samples per frame: ``frame_seconds`` (>0) or the card's, at ``sample_rate``."""
+    secs = frame_seconds if frame_seconds and frame_seconds > 0 else float(
+        card.get("frame_seconds", sg.FRAME_SECONDS))
+    n = int(round(secs * sample_rate))
+    if n < sg.MIN_SAMPLES:
+        raise ValueError(
+            f"a {secs * 1e3:g} ms frame at {sample_rate / 1e6:g} MS/s is {n} samples; "
+            f"the spectrogram needs at least {sg.MIN_SAMPLES}")
+    return n
+
+
+# --------------------------------------------------------------------------- detections
+@dataclass
+class Detection:
+    """One detected signal: a connected component of one class in the class map."""
+
+    class_index: int
+    label: str
+    f_lower: float  # Hz, baseband (relative to the tuned centre)
+    f_upper: float
+    t_start: float  # s, stream time (frame time + row time)
+    t_stop: float
+    sample_start: int  # absolute stream sample
+    sample_count: int
+    confidence: float
+    snr_db: float
+    row_start: int  # pixel bounding box, inclusive start, exclusive stop
+    row_stop: int
+    col_start: int
+    col_stop: int
+    n_pixels: int
+    frame: int = 0
+
+    @property
+    def bandwidth(self) -> float:
+        return self.f_upper - self.f_lower
+
+    def to_dict(self, center_freq: float = 0.0) -> dict:
+        d = asdict(self)
+        d["bandwidth"] = self.bandwidth
+        d["freq_lower_edge"] = center_freq + self.f_lower
+        d["freq_upper_edge"] = center_freq + self.f_upper
+        return d
+
+
+def detections(class_map, geo: sg.Geometry, *, confidence=None, features=None,
+               frame_offset: int = 0, t0: float = 0.0, n_valid: int | None = None,
+               min_pixels: int = 4, classes=CLASSES, frame: int = 0) -> list[Detection]:
+    """Connected components (8-connected) per non-noise class of a 256 x 256 class map.
+
+    ``geo`` maps rows to samples and columns to Hz; ``frame_offset`` is the stream sample of
+    row 0 and ``t0`` its time. Rows beyond ``n_valid`` samples (padding) are ignored.
+    The SNR estimate is in-band: mean power of the component's cells in the ``mean``
+    feature channel above the noise floor, minus the floor (dB), from ``features``.
+    """
+    from scipy import ndimage
+
+    cmap = np.asarray(class_map)
+    if cmap.shape != (sg.N_ROWS, sg.N_COLS):
+        raise ValueError(f"class map must be {sg.N_ROWS}x{sg.N_COLS}, got {cmap.shape}")
+    edges = geo.row_sample_edges
+    n_valid = geo.n_samples if n_valid is None else int(min(n_valid, geo.n_samples))
+    valid_rows = int(np.searchsorted(edges[:-1], n_valid, side="left"))
+    if valid_rows < sg.N_ROWS:
+        cmap = cmap.copy()
+        cmap[valid_rows:] = NOISE
+    conf = None if confidence is None else np.asarray(confidence, np.float32)
+    mean_lin = None
+    if features is not None:
+        mean_db = np.asarray(features)[0] * (sg.DB_HIGH - sg.DB_LOW) + sg.DB_LOW
+        mean_lin = 10.0 ** (mean_db / 10.0)
+    cw = geo.col_width
+    out = []
+    structure = np.ones((3, 3), bool)
+    for c in np.unique(cmap):
+        c = int(c)
+        if c == NOISE or c >= len(classes):
+            continue
+        labels, n = ndimage.label(cmap == c, structure=structure)
+        if n == 0:
+            continue
+        sizes = np.bincount(labels.ravel(), minlength=n + 1)
+        conf_sum = (np.bincount(labels.ravel(), weights=conf.ravel(), minlength=n + 1)
+                    if conf is not None else None)
+        snr_sum = (np.bincount(labels.ravel(), weights=mean_lin.ravel(), minlength=n + 1)
+                   if mean_lin is not None else None)
+        for k, sl in enumerate(ndimage.find_objects(labels), start=1):
+            if sl is None or sizes[k] < min_pixels:
+                continue
+            r0, r1 = sl[0].start, sl[0].stop
+            c0, c1 = sl[1].start, sl[1].stop
+            s0 = int(edges[r0])
+            s1 = int(min(edges[r1], n_valid))
+            snr = float("nan")
+            if snr_sum is not None:
+                excess = snr_sum[k] / sizes[k] - 1.0
+                snr = float(10 * math.log10(max(excess, 1e-3)))
+            out.append(Detection(
+                class_index=c, label=classes[c],
+                f_lower=float((c0 - sg.N_COLS // 2 - 0.5) * cw),
+                f_upper=float((c1 - 1 - sg.N_COLS // 2 + 0.5) * cw),
+                t_start=t0 + s0 / geo.sample_rate, t_stop=t0 + s1 / geo.sample_rate,
+                sample_start=frame_offset + s0, sample_count=s1 - s0,
+                confidence=float(conf_sum[k] / sizes[k]) if conf_sum is not None else 1.0,
+                snr_db=snr, row_start=r0, row_stop=r1, col_start=c0, col_stop=c1,
+                n_pixels=int(sizes[k]), frame=frame))
+    out.sort(key=lambda d: (d.sample_start, d.f_lower))
+    return out
+
+
+def occupancy(class_map, n_classes: int = len(CLASSES), n_valid_rows: int = sg.N_ROWS):
+    """(n_classes, 256) float32: share of the frame's (valid) rows each bin holds class c."""
+    cmap = np.asarray(class_map)[: max(1, n_valid_rows)]
+    out = np.empty((n_classes, cmap.shape[1]), np.float32)
+    for c in range(n_classes):
+        out[c] = (cmap == c).mean(axis=0)
+    return out
+
+
+# --------------------------------------------------------------------------- framing
+class FrameBuffer:
+    """Cuts a sample stream into frames of exactly ``frame_len`` samples.
+
+    ``push(samples, offset)`` accepts chunks of any size (``offset`` is the stream index of
+    the chunk's first sample) and returns the completed frames as ``(start_offset, array)``.
+    ``reset(offset)`` drops a partial frame (e.g. at a retune) and restarts framing there.
+    """
+
+    def __init__(self, frame_len: int, dtype=np.complex64):
+        if frame_len <= 0:
+            raise ValueError(f"frame length must be positive, got {frame_len}")
+        self.frame_len = int(frame_len)
+        self.dtype = dtype
+        self._buf = np.empty(self.frame_len, dtype)
+        self._fill = 0
+        self._start: int | None = None
+        self.discarded = 0  # samples thrown away by reset()
+
+    @property
+    def fill(self) -> int:
+        return self._fill
+
+    @property
+    def start(self) -> int | None:
+        return self._start
+
+    def partial(self) -> np.ndarray:
+        return self._buf[: self._fill].copy()
+
+    def reset(self, offset: int | None = None) -> int:
+        dropped = self._fill
+        self.discarded += dropped
+        self._fill = 0
+        self._start = offset
+        return dropped
+
+    def push(self, samples, offset: int) -> list[tuple[int, np.ndarray]]:
+        x = np.asarray(samples)
+        done = []
+        i = 0
+        n = len(x)
+        while i < n:
+            if self._fill == 0:
+                self._start = offset + i
+            k = min(n - i, self.frame_len - self._fill)
+            self._buf[self._fill: self._fill + k] = x[i: i + k]
+            self._fill += k
+            i += k
+            if self._fill == self.frame_len:
+                done.append((self._start, self._buf))
+                self._buf = np.empty(self.frame_len, self.dtype)
+                self._fill = 0
+                self._start = None
+        return done
+
+
+def pad_frame(iq, frame_len: int, seed: int = 0) -> np.ndarray:
+    """Pad ``iq`` to ``frame_len`` samples with complex white noise at its own noise level.
+
+    Zeros would wreck the front end's noise-floor estimate; the level is the 20th percentile
+    of 256-point Hann periodogram cells (robust to signals filling most of the band)."""
+    x = np.asarray(iq, np.complex64)
+    x = np.where(np.isfinite(x), x, 0).astype(np.complex64)
+    n = len(x)
+    if n >= frame_len:
+        return x[:frame_len]
+    if n >= sg.NFFT:
+        segs = x[: n // sg.NFFT * sg.NFFT].reshape(-1, sg.NFFT) * sg.hann_window()
+        p = np.abs(np.fft.fft(segs, axis=-1)) ** 2
+        w2 = float(np.sum(sg.hann_window().astype(np.float64) ** 2))
+        var = float(np.quantile(p, 0.2)) / (-math.log(0.8) * w2)
+    elif n:
+        var = float(np.quantile(np.abs(x) ** 2, 0.2)) / -math.log(0.8)
+    else:
+        var = 1e-6
+    if not var > 0:
+        var = max(float(np.mean(np.abs(x) ** 2)) if n else 0.0, 1e-12)
+    rng = np.random.default_rng(seed)
+    m = frame_len - n
+    noise = (rng.standard_normal(m) + 1j * rng.standard_normal(m)) * math.sqrt(var / 2)
+    return np.concatenate([x, noise.astype(np.complex64)])
+
+
+# --------------------------------------------------------------------------- worker
+class InferenceWorker:
+    """Runs ``process(job)`` on one worker thread behind a bounded queue.
+
+    ``policy='drop'``: :meth:`submit` never waits; when ``depth`` jobs are already waiting
+    the oldest is dropped (counted, ``on_drop(job)`` called) so latency stays bounded.
+    ``policy='block'``: :meth:`submit` waits for room (back-pressure, every job processed in
+    order). Results go to ``on_result(job, result)`` and errors to ``on_error(job, exc)``,
+    both on the worker thread.
+    """
+
+    def __init__(self, process, *, policy: str = "drop", depth: int = 2, on_result=None,
+                 on_drop=None, on_error=None, name: str = "specdiff-worker"):
+        if policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+        if depth < 1:
+            raise ValueError(f"queue depth must be >= 1, got {depth}")
+        self.process, self.policy, self.depth = process, policy, int(depth)
+        self.on_result, self.on_drop, self.on_error = on_result, on_drop, on_error
+        self._q: collections.deque = collections.deque()
+        self._cv = threading.Condition()
+        self._busy = False
+        self._stop = False
+        self.submitted = self.processed = self.dropped = self.errors = 0
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, job, timeout: float | None = None) -> bool:
+        """Queue ``job``; returns False if it (block policy: timed out) was not queued."""
+        dropped = None
+        with self._cv:
+            if self._stop:
+                return False
+            if self.policy == "block":
+                if not self._cv.wait_for(lambda: len(self._q) < self.depth or self._stop,
+                                         timeout):
+                    return False
+            elif len(self._q) >= self.depth:
+                dropped = self._q.popleft()
+                self.dropped += 1
+            self._q.append(job)
+            self.submitted += 1
+            self._cv.notify_all()
+        if dropped is not None and self.on_drop is not None:
+            self.on_drop(dropped)
+        return True
+
+    def pending(self) -> int:
+        with self._cv:
+            return len(self._q) + (1 if self._busy else 0)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        with self._cv:
+            return self._cv.wait_for(lambda: (not self._q and not self._busy) or self._stop,
+                                     timeout)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                self._cv.wait_for(lambda: self._q or self._stop)
+                if self._stop:
+                    return
+                job = self._q.popleft()
+                self._busy = True
+                self._cv.notify_all()
+            try:
+                result = self.process(job)
+                if self.on_result is not None:
+                    self.on_result(job, result)
+            except Exception as exc:  # noqa: BLE001 - reported, never kills the thread
+                self.errors += 1
+                if self.on_error is not None:
+                    self.on_error(job, exc)
+            finally:
+                with self._cv:
+                    self._busy = False
+                    self.processed += 1
+                    self._cv.notify_all()
+
+
+@dataclass
+class FrameJob:
+    """One frame handed from the stream thread to the worker."""
+
+    index: int
+    offset: int  # stream sample of the first sample
+    iq: np.ndarray
+    sample_rate: float
+    center_freq: float
+    rx_time: float  # s (stream time of the first sample)
+    n_valid: int  # real samples (the rest is padding)
+    t_complete: float  # time.monotonic() when the frame was complete
+
+
+@dataclass
+class FrameResult:
+    job: FrameJob
+    spec: sg.Spectrogram
+    class_map: np.ndarray  # uint8 (256, 256)
+    confidence: np.ndarray | None
+    detections: list
+    occupancy: np.ndarray  # (n_classes, 256)
+    features_s: float
+    inference_s: float
+    latency_s: float
+
+
+def analyse_frame(model, job: FrameJob, classes=CLASSES, min_pixels: int = 4) -> FrameResult:
+    """Features -> model -> detections/occupancy for one frame (the worker's ``process``)."""
+    t0 = time.monotonic()
+    spec = sg.compute_features(job.iq, job.sample_rate)
+    t1 = time.monotonic()
+    class_map, conf = model(spec.features[None])
+    class_map = np.asarray(class_map)[0].astype(np.uint8, copy=False)
+    conf = None if conf is None else np.asarray(conf)[0].astype(np.float32, copy=False)
+    t2 = time.monotonic()
+    dets = detections(class_map, spec.geometry, confidence=conf, features=spec.features,
+                      frame_offset=job.offset, t0=job.rx_time, n_valid=job.n_valid,
+                      min_pixels=min_pixels, classes=classes, frame=job.index)
+    valid_rows = int(np.searchsorted(spec.geometry.row_sample_edges[:-1], job.n_valid))
+    occ = occupancy(class_map, len(classes), valid_rows)
+    return FrameResult(job, spec, class_map, conf, dets, occ, t1 - t0, t2 - t1,
+                       time.monotonic() - job.t_complete)
+
+
+def format_table(dets, center_freq: float = 0.0) -> str:
+    """Human-readable detections table (one line per detection)."""
+    head = (f"{'#':>4} {'class':<6} {'f_lower MHz':>13} {'f_upper MHz':>13} {'BW MHz':>8} "
+            f"{'t_start s':>10} {'dur ms':>8} {'conf':>5} {'SNR dB':>6}")
+    lines = [head, "-" * len(head)]
+    for i, d in enumerate(dets):
+        lines.append(
+            f"{i:>4} {d.label:<6} {(center_freq + d.f_lower) / 1e6:>13.4f} "
+            f"{(center_freq + d.f_upper) / 1e6:>13.4f} {d.bandwidth / 1e6:>8.3f} "
+            f"{d.t_start:>10.4f} {(d.t_stop - d.t_start) * 1e3:>8.2f} {d.confidence:>5.2f} "
+            f"{d.snr_db:>6.1f}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- rendering
+def blend_overlay(db_image, class_map, opacity: float = 0.45, db_range=(0.0, 40.0)):
+    """RGB uint8 image: grey-scale dB image with per-class colours blended at ``opacity``."""
+    lo, hi = db_range
+    g = np.clip((np.asarray(db_image, np.float32) - lo) / max(hi - lo, 1e-6), 0, 1)
+    rgb = np.repeat((g * 255)[..., None], 3, axis=-1)
+    cmap = np.asarray(class_map)
+    lut = np.zeros((256, 3), np.float32)
+    alpha = np.zeros(256, np.float32)
+    for c, col in CLASS_COLORS.items():
+        if c != NOISE:
+            lut[c] = col
+            alpha[c] = opacity
+    a = alpha[cmap][..., None]
+    return (rgb * (1 - a) + lut[cmap] * a).astype(np.uint8)
+
+
+def render_overlay_png(path, results: list[FrameResult], max_frames: int = 16,
+                       title: str = "", opacity: float = 0.45) -> Path:
+    """PNG of up to ``max_frames`` consecutive frames (time downwards), with boxes and labels."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch, Rectangle
+
+    results = results[:max_frames]
+    if not results:
+        raise ValueError("no frames to render")
+    imgs, maps = [], []
+    for r in results:
+        imgs.append(sg.to_db_image(r.spec.features))
+        maps.append(r.class_map)
+    rgb = blend_overlay(np.concatenate(imgs), np.concatenate(maps), opacity)
+    first, last = results[0].job, results[-1].job
+    fc, fs = first.center_freq, first.sample_rate
+    f0, f1 = (fc - fs / 2) / 1e6, (fc + fs / 2) / 1e6
+    t_end = last.rx_time + last.iq.shape[0] / last.sample_rate - first.rx_time
+    fig, ax = plt.subplots(figsize=(8, 3 + 2.5 * min(len(results), 4)), dpi=100)
+    ax.imshow(rgb, aspect="auto", extent=(f0, f1, t_end * 1e3, 0), interpolation="nearest")
+    for r in results:
+        for d in r.detections:
+            y0 = (d.t_start - first.rx_time) * 1e3
+            y1 = (d.t_stop - first.rx_time) * 1e3
+            x0, x1 = (fc + d.f_lower) / 1e6, (fc + d.f_upper) / 1e6
+            col = np.array(CLASS_COLORS[d.class_index]) / 255
+            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec=col, lw=1.2))
+            if d.n_pixels >= 16:
+                ax.text(x0, y0, f"{d.label} {d.bandwidth / 1e6:.2f} MHz", color=col,
+                        fontsize=7, va="bottom", clip_on=True)
+    ax.set_xlabel("frequency (MHz)")
+    ax.set_ylabel("time (ms)")
+    ax.legend(handles=[Patch(color=np.array(CLASS_COLORS[c]) / 255, label=CLASSES[c])
+                       for c in range(1, len(CLASSES))], loc="upper right", fontsize=8)
+    ax.set_title(title or f"{len(results)} frame(s), centre {fc / 1e6:g} MHz, "
+                 f"{fs / 1e6:g} MS/s")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
