@@ -1,0 +1,319 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Segmentation metrics (pure functions) and the ``specdiff eval`` report.
+
+Metrics follow the paper: per-class pixel accuracy (recall) averaged over the 4 classes
+("mean accuracy"), per-class IoU and its mean ("mean IoU"), global pixel accuracy, and the
+confusion matrix ``cm[true, pred]``. Pixels labelled ``IGNORE`` (255) are excluded. Classes
+absent from both truth and prediction have undefined accuracy/IoU (NaN) and are left out of
+the means (``nanmean``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from gr_specdiff import CLASSES, IGNORE
+
+
+def confusion_matrix(pred, target, n_classes: int = 4, ignore_index: int = IGNORE) -> np.ndarray:
+    """``cm[i, j]`` = pixels of true class i predicted as j (int64), IGNORE pixels skipped."""
+    p = np.asarray(pred).astype(np.int64).ravel()
+    t = np.asarray(target).astype(np.int64).ravel()
+    if p.shape != t.shape:
+        raise ValueError(f"pred and target sizes differ: {p.shape} vs {t.shape}")
+    keep = (t != ignore_index) & (t >= 0) & (t < n_classes)
+    p, t = p[keep], t[keep]
+    p = np.clip(p, 0, n_classes - 1)
+    return np.bincount(t * n_classes + p, minlength=n_classes * n_classes).reshape(
+        n_classes, n_classes
+    )
+
+
+def metrics_from_confusion(cm: np.ndarray, class_names=CLASSES) -> dict:
+    """Mean accuracy, mean IoU, per-class accuracy / IoU, global accuracy from ``cm``."""
+    cm = np.asarray(cm, dtype=np.float64)
+    tp = np.diag(cm)
+    true_n = cm.sum(axis=1)
+    pred_n = cm.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acc = np.where(true_n > 0, tp / true_n, np.nan)
+        union = true_n + pred_n - tp
+        iou = np.where(union > 0, tp / union, np.nan)
+    total = cm.sum()
+    names = list(class_names)[: cm.shape[0]]
+
+    def _f(v):
+        return None if np.isnan(v) else float(v)
+
+    return {
+        "mean_accuracy": _f(np.nanmean(acc)) if np.any(~np.isnan(acc)) else None,
+        "mean_iou": _f(np.nanmean(iou)) if np.any(~np.isnan(iou)) else None,
+        "global_accuracy": float(tp.sum() / total) if total > 0 else None,
+        "per_class_accuracy": {n: _f(a) for n, a in zip(names, acc)},
+        "per_class_iou": {n: _f(a) for n, a in zip(names, iou)},
+        "pixels": int(total),
+        "confusion_matrix": cm.astype(np.int64).tolist(),
+    }
+
+
+def occupancy_iou(pred_signal, target, ignore_index: int = IGNORE) -> dict:
+    """Noise-vs-signal IoU for occupancy-only detectors: pred_signal bool, target class map."""
+    t = np.asarray(target)
+    keep = t != ignore_index
+    ps = np.asarray(pred_signal).astype(bool)[keep]
+    ts = (t[keep] > 0)
+    out = {}
+    for name, a, b in (("signal", ps, ts), ("noise", ~ps, ~ts)):
+        union = np.logical_or(a, b).sum()
+        out[name] = float(np.logical_and(a, b).sum() / union) if union else None
+    vals = [v for v in out.values() if v is not None]
+    out["mean"] = float(np.mean(vals)) if vals else None
+    return out
+
+
+# ----------------------------------------------------------------------------- eval report
+
+
+def _frame_snr(meta: dict) -> float | None:
+    """A frame's SNR for the per-SNR curves: the scene's 'snr_db' or the mean of emitters'."""
+    if not isinstance(meta, dict):
+        return None
+    for key in ("snr_db", "snr"):
+        v = meta.get(key)
+        if isinstance(v, (int, float)):
+            return float(v)
+    snrs = []
+    for key in ("emitters", "signals", "components"):
+        for e in meta.get(key, []) or []:
+            if isinstance(e, dict):
+                for k in ("snr_db", "snr"):
+                    if isinstance(e.get(k), (int, float)):
+                        snrs.append(float(e[k]))
+    return float(np.mean(snrs)) if snrs else None
+
+
+def _dataset_meta(ds, i: int) -> dict:
+    for attr in ("meta", "frame_meta", "get_meta"):
+        f = getattr(ds, attr, None)
+        if callable(f):
+            try:
+                return f(i) or {}
+            except Exception:  # noqa: BLE001 - meta is optional for the report
+                return {}
+    return {}
+
+
+def _markdown(report: dict) -> str:
+    m = report["metrics"]
+    lines = [
+        f"# Evaluation of `{report['model']}`",
+        "",
+        f"Data: `{report['data']}`, {report['frames']} frames, sampler steps "
+        f"{report.get('steps')}.",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        f"| mean accuracy | {_pct(m['mean_accuracy'])} |",
+        f"| mean IoU | {_pct(m['mean_iou'])} |",
+        f"| global accuracy | {_pct(m['global_accuracy'])} |",
+        f"| latency per frame (batch {report['latency']['batch']}) | "
+        f"{report['latency']['ms_per_frame']:.1f} ms |",
+        "",
+        "| class | accuracy | IoU |",
+        "|---|---|---|",
+    ]
+    for c in m["per_class_iou"]:
+        acc, iou = m["per_class_accuracy"][c], m["per_class_iou"][c]
+        lines.append(f"| {c} | {_pct(acc)} | {_pct(iou)} |")
+    lines += ["", "Confusion matrix (rows: truth, columns: prediction):", ""]
+    names = list(m["per_class_iou"])
+    lines.append("| | " + " | ".join(names) + " |")
+    lines.append("|---" * (len(names) + 1) + "|")
+    for n, row in zip(names, m["confusion_matrix"]):
+        lines.append(f"| {n} | " + " | ".join(str(v) for v in row) + " |")
+    if report.get("per_snr"):
+        lines += ["", "| SNR bin (dB) | frames | mean acc | mean IoU |", "|---|---|---|---|"]
+        for b in report["per_snr"]:
+            lines.append(
+                f"| {b['snr_lo']:.0f}..{b['snr_hi']:.0f} | {b['frames']} | "
+                f"{_pct(b['mean_accuracy'])} | {_pct(b['mean_iou'])} |"
+            )
+    if report.get("vs_steps"):
+        lines += ["", "| steps K | mean acc | mean IoU | ms/frame |", "|---|---|---|---|"]
+        for r in report["vs_steps"]:
+            lines.append(
+                f"| {r['steps']} | {_pct(r['mean_accuracy'])} | {_pct(r['mean_iou'])} | "
+                f"{r['ms_per_frame']:.1f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.2f} %"
+
+
+def predict_dataset(run_fn, ds, indices, batch: int = 8):
+    """Run ``run_fn(features (B,3,H,W) np) -> (cls, conf)`` over ``ds[indices]``.
+
+    Yields ``(index, features, labels, cls)`` per frame.
+    """
+    for start in range(0, len(indices), batch):
+        idx = indices[start : start + batch]
+        items = [ds[i] for i in idx]
+        feats = np.stack([np.asarray(it[0], dtype=np.float32) for it in items])
+        labels = np.stack([np.asarray(it[1]) for it in items])
+        cls, _conf = run_fn(feats)
+        for k, i in enumerate(idx):
+            yield i, feats[k], labels[k], cls[k]
+
+
+def evaluate(
+    run_fn,
+    ds,
+    max_frames: int | None = None,
+    batch: int = 8,
+    snr_edges=(-20, -10, -5, 0, 5, 10, 15, 20, 30, 50),
+) -> dict:
+    """Metrics of ``run_fn`` on ``ds``, overall and per SNR bin; gallery frames kept aside."""
+    n = len(ds) if max_frames is None else min(len(ds), max_frames)
+    indices = list(range(n))
+    cm_total = np.zeros((4, 4), dtype=np.int64)
+    per_bin: dict[int, np.ndarray] = {}
+    bin_frames: dict[int, int] = {}
+    gallery = []
+    t0 = time.perf_counter()
+    for i, feat, lab, cls in predict_dataset(run_fn, ds, indices, batch):
+        cm = confusion_matrix(cls, lab)
+        cm_total += cm
+        snr = _frame_snr(_dataset_meta(ds, i))
+        if snr is not None:
+            b = int(np.clip(np.searchsorted(snr_edges, snr) - 1, 0, len(snr_edges) - 2))
+            per_bin[b] = per_bin.get(b, np.zeros((4, 4), dtype=np.int64)) + cm
+            bin_frames[b] = bin_frames.get(b, 0) + 1
+        if len(gallery) < 6:
+            gallery.append((feat, lab, cls))
+    elapsed = time.perf_counter() - t0
+    curves = []
+    for b in sorted(per_bin):
+        m = metrics_from_confusion(per_bin[b])
+        curves.append(
+            {
+                "snr_lo": float(snr_edges[b]),
+                "snr_hi": float(snr_edges[b + 1]),
+                "frames": bin_frames[b],
+                "mean_accuracy": m["mean_accuracy"],
+                "mean_iou": m["mean_iou"],
+                "per_class_iou": m["per_class_iou"],
+            }
+        )
+    return {
+        "metrics": metrics_from_confusion(cm_total),
+        "frames": n,
+        "per_snr": curves,
+        "seconds": elapsed,
+        "_gallery": gallery,
+    }
+
+
+def measure_latency(run_fn, shape=(3, 256, 256), batch: int = 1, repeats: int = 5) -> float:
+    """Median milliseconds per frame of ``run_fn`` on random features."""
+    x = np.random.default_rng(0).random((batch, *shape), dtype=np.float32)
+    run_fn(x)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run_fn(x)
+        times.append(time.perf_counter() - t0)
+    return 1000.0 * float(np.median(times)) / batch
+
+
+def _colorize(cls: np.ndarray) -> np.ndarray:
+    palette = np.array(
+        [[0.05, 0.05, 0.1], [0.1, 0.6, 1.0], [1.0, 0.75, 0.1], [1.0, 0.2, 0.3]], dtype=np.float32
+    )
+    out = np.ones((*cls.shape, 3), dtype=np.float32)
+    valid = cls < 4
+    out[valid] = palette[cls[valid]]
+    return out
+
+
+def write_plots(report: dict, gallery, out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    if report.get("per_snr"):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        mids = [(b["snr_lo"] + b["snr_hi"]) / 2 for b in report["per_snr"]]
+        for key, label in (("mean_accuracy", "mean accuracy"), ("mean_iou", "mean IoU")):
+            ax.plot(mids, [b[key] or np.nan for b in report["per_snr"]], "o-", label=label)
+        ax.set_xlabel("SNR (dB)")
+        ax.set_ylabel("score")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "per_snr.png", dpi=120)
+        plt.close(fig)
+        written.append("per_snr.png")
+    if report.get("vs_steps"):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ks = [r["steps"] for r in report["vs_steps"]]
+        ax.plot(ks, [r["mean_accuracy"] for r in report["vs_steps"]], "o-", label="mean acc")
+        ax.plot(ks, [r["mean_iou"] for r in report["vs_steps"]], "s-", label="mean IoU")
+        ax.set_xlabel("DPM-Solver++ steps K")
+        ax.set_ylabel("score")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "vs_steps.png", dpi=120)
+        plt.close(fig)
+        written.append("vs_steps.png")
+    cm = np.asarray(report["metrics"]["confusion_matrix"], dtype=np.float64)
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
+    names = list(report["metrics"]["per_class_iou"])
+    ax.set_xticks(range(len(names)), names)
+    ax.set_yticks(range(len(names)), names)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=8)
+    ax.set_xlabel("prediction")
+    ax.set_ylabel("truth")
+    fig.tight_layout()
+    fig.savefig(out / "confusion.png", dpi=120)
+    plt.close(fig)
+    written.append("confusion.png")
+    if gallery:
+        n = len(gallery)
+        fig, axes = plt.subplots(n, 3, figsize=(9, 3 * n), squeeze=False)
+        for r, (feat, lab, cls) in enumerate(gallery):
+            axes[r, 0].imshow(np.clip(np.transpose(feat, (1, 2, 0)), 0, 1), aspect="auto")
+            axes[r, 1].imshow(_colorize(lab), aspect="auto")
+            axes[r, 2].imshow(_colorize(cls), aspect="auto")
+            for c, title in enumerate(("input", "truth", "prediction")):
+                axes[r, c].set_title(title if r == 0 else "")
+                axes[r, c].axis("off")
+        fig.tight_layout()
+        fig.savefig(out / "gallery.png", dpi=80)
+        plt.close(fig)
+        written.append("gallery.png")
+    return written
+
+
+def write_report(report: dict, out: str | Path) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    gallery = report.pop("_gallery", [])
+    plots = write_plots(report, gallery, out)
+    report["plots"] = plots
+    (out / "metrics.json").write_text(json.dumps(report, indent=2))
+    (out / "report.md").write_text(_markdown(report))
+    return out

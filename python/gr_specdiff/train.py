@@ -1,0 +1,490 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Training of SpecDiff: hybrid loss, EMA, validation, resumable checkpoints, DDP.
+
+Loss (per batch; ``t`` uniform in ``0..T-1``, ``eps ~ N(0, I)``)::
+
+    F_0 = mask_to_latent(labels)                 (fixed projection, see specdiff.py)
+    F_t = alpha_t F_0 + sigma_t eps              (eq. 7)
+    out = denoiser(F_t, t, F_c^0)
+    L_diff = MSE(out, eps)        (prediction "eps", the paper)  or  MSE(out, F_0)  ("x0")
+    F_0_hat = clamp(x0 estimate from out)         (the path the sampler uses)
+    L_seg = CE(decoder(F_0), labels) ;  L_seg_pred = CE(decoder(F_0_hat), labels)
+    L = lambda_diff L_diff + lambda_seg L_seg + lambda_seg_pred L_seg_pred
+
+CE ignores IGNORE (255) pixels and can be class balanced (``class_weights: auto``: weights
+``1 / sqrt(pixel frequency)`` measured on the first training frames, normalised to mean 1),
+because noise dominates the pixels.
+
+Checkpoints ``{step, model, optimizer, ema, config, version, ...}`` are written atomically to
+``RUN/checkpoint.pt`` (and ``RUN/best.pt`` on the best validation mean IoU) and loaded with
+``weights_only=True``. ``RUN/metrics.jsonl`` has one JSON object per logged step and per
+validation; ``RUN/train.log`` the human-readable log. Under ``torchrun`` the loop runs DDP
+(NCCL on CUDA, gloo on CPU); single-process runs need nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gr_specdiff import IGNORE, __version__
+from gr_specdiff.model.diffusion import NoiseSchedule
+from gr_specdiff.model.factory import build_model, build_pipeline, diffusion_args, load_config
+from gr_specdiff.model.specdiff import SpecDiff, count_parameters
+
+log = logging.getLogger("gr_specdiff.train")
+
+CHECKPOINT_VERSION = 1
+
+
+# ----------------------------------------------------------------------------- data
+
+
+class SyntheticRectangles(torch.utils.data.Dataset):
+    """Random rectangles of classes 1..3 on noise; each class has its own feature signature.
+
+    For tests and smoke runs (``data.dir: synthetic``). Deterministic per index and seed.
+    Yields ``(features float32 (3, S, S), labels int64 (S, S), index)`` like SpectrumDataset.
+    """
+
+    def __init__(self, n: int = 64, size: int = 64, seed: int = 0, max_rects: int = 3):
+        self.n, self.size, self.seed, self.max_rects = n, size, seed, max_rects
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int):
+        rng = np.random.default_rng([self.seed, i])
+        s = self.size
+        feats = rng.random((3, s, s), dtype=np.float32) * 0.25
+        labels = np.zeros((s, s), dtype=np.int64)
+        for _ in range(rng.integers(1, self.max_rects + 1)):
+            c = int(rng.integers(1, 4))
+            h, w = rng.integers(s // 8, s // 2, size=2)
+            r0, c0 = rng.integers(0, s - h), rng.integers(0, s - w)
+            labels[r0 : r0 + h, c0 : c0 + w] = c
+            feats[c - 1, r0 : r0 + h, c0 : c0 + w] += 0.6
+        return torch.from_numpy(np.clip(feats, 0, 1)), torch.from_numpy(labels), i
+
+    def meta(self, i: int) -> dict:
+        return {"snr_db": 10.0}
+
+
+def open_dataset(path: str | Path, image_size: int = 256, n_synthetic: int = 256, seed: int = 0):
+    """``synthetic`` -> :class:`SyntheticRectangles`, else ``gr_specdiff.data.SpectrumDataset``."""
+    if str(path) == "synthetic":
+        return SyntheticRectangles(n_synthetic, image_size, seed)
+    p = Path(path)
+    if not (p / "manifest.yaml").exists():
+        raise FileNotFoundError(
+            f"dataset {p} has no manifest.yaml; generate one with `specdiff datagen` "
+            "or use --data synthetic"
+        )
+    from gr_specdiff.data import SpectrumDataset
+
+    return SpectrumDataset(str(p))
+
+
+def dataset_info(ds) -> dict:
+    """What a model card should know about the training data (best effort)."""
+    info: dict = {"frames": len(ds)}
+    manifest = getattr(ds, "manifest", None)
+    if isinstance(manifest, dict):
+        for key in ("generator_version", "version", "seed", "config"):
+            if key in manifest:
+                info[key] = manifest[key]
+        rates = manifest.get("sample_rates") or (manifest.get("config") or {}).get("sample_rates")
+        if rates:
+            info["sample_rates"] = [float(r) for r in np.atleast_1d(rates)]
+    root = getattr(ds, "root", None) or getattr(ds, "path", None)
+    if root is not None:
+        info["dir"] = str(root)
+    return info
+
+
+def split_indices(n: int, val_fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Deterministic train/validation split of ``range(n)`` (validation = a seeded sample)."""
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    n_val = max(1, int(round(n * val_fraction))) if n > 1 else 0
+    return sorted(perm[n_val:].tolist()), sorted(perm[:n_val].tolist())
+
+
+def class_weights_from(ds, indices, n_classes: int = 4, frames: int = 32) -> Tensor:
+    """``1/sqrt(freq)`` class weights (mean 1) from up to ``frames`` frames."""
+    counts = np.ones(n_classes, dtype=np.float64)
+    for i in indices[:frames]:
+        lab = np.asarray(ds[i][1]).ravel()
+        lab = lab[lab != IGNORE]
+        counts += np.bincount(lab, minlength=n_classes)[:n_classes]
+    w = 1.0 / np.sqrt(counts / counts.sum())
+    w = np.clip(w / w.mean(), 0.05, 20.0)
+    return torch.tensor(w / w.mean(), dtype=torch.float32)
+
+
+# ----------------------------------------------------------------------------- loss
+
+
+def compute_losses(
+    model: SpecDiff,
+    schedule: NoiseSchedule,
+    x: Tensor,
+    labels: Tensor,
+    loss_cfg: dict,
+    class_weights: Tensor | None = None,
+    clip: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, dict]:
+    """The hybrid loss of the module docstring; returns ``(total, {name: float})``."""
+    c = model.config
+    labels = labels.long()
+    cond, s1, s2, s3 = model.encode(x)
+    f0 = model.latent(labels, IGNORE)
+    b = x.shape[0]
+    t = torch.randint(0, schedule.T, (b,), generator=generator).to(x.device)
+    eps = torch.randn(f0.shape, generator=generator).to(x.device)
+    ft, alpha, sigma = schedule.add_noise(f0, t, eps)
+    out = model.denoise(ft, t.float(), cond)
+    if c.prediction == "x0":
+        l_diff = F.mse_loss(out, f0)
+        f0_hat = out
+    else:
+        l_diff = F.mse_loss(out, eps)
+        f0_hat = (ft - sigma * out) / alpha
+    lim = clip * c.latent_scale
+    if lim > 0:
+        f0_hat = f0_hat.clamp(-lim, lim)
+    w = class_weights.to(x.device) if class_weights is not None else None
+    lam_diff = float(loss_cfg.get("lambda_diff", 1.0))
+    lam_seg = float(loss_cfg.get("lambda_seg", 1.0))
+    lam_pred = float(loss_cfg.get("lambda_seg_pred", 1.0))
+    total = lam_diff * l_diff
+    parts = {"diff": float(l_diff.detach())}
+    if lam_seg > 0 or lam_pred > 0:
+        # One decoder pass over [F_0 ; F_0_hat] (batch norm sees both).
+        both = torch.cat([f0, f0_hat], dim=0)
+        logits = model.decode(both, s1.repeat(2, 1, 1, 1), s2.repeat(2, 1, 1, 1),
+                              s3.repeat(2, 1, 1, 1))
+        l_seg = F.cross_entropy(logits[:b], labels, weight=w, ignore_index=IGNORE)
+        l_pred = F.cross_entropy(logits[b:], labels, weight=w, ignore_index=IGNORE)
+        total = total + lam_seg * l_seg + lam_pred * l_pred
+        parts["seg"] = float(l_seg.detach())
+        parts["seg_pred"] = float(l_pred.detach())
+    parts["total"] = float(total.detach())
+    return total, parts
+
+
+class HybridLoss(nn.Module):
+    """``forward(x, labels) -> (loss, parts)``: the module DDP wraps (gradient sync)."""
+
+    def __init__(self, model: SpecDiff, schedule: NoiseSchedule, loss_cfg: dict,
+                 class_weights: Tensor | None = None, clip: float = 1.0):
+        super().__init__()
+        self.model = model
+        self.schedule = schedule
+        self.loss_cfg = loss_cfg
+        self.class_weights = class_weights
+        self.clip = clip
+
+    def forward(self, x: Tensor, labels: Tensor):
+        return compute_losses(self.model, self.schedule, x, labels, self.loss_cfg,
+                              self.class_weights, self.clip)
+
+
+# ----------------------------------------------------------------------------- EMA, ckpt
+
+
+class EMA:
+    """Exponential moving average of a model's parameters and buffers (float copies)."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = float(decay)
+        self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        for k, v in model.state_dict().items():
+            s = self.shadow[k]
+            if v.dtype.is_floating_point:
+                s.mul_(d).add_(v.detach(), alpha=1 - d)
+            else:
+                s.copy_(v)
+
+    def state_dict(self) -> dict:
+        return self.shadow
+
+    def load_state_dict(self, sd: dict) -> None:
+        for k, v in sd.items():
+            self.shadow[k].copy_(v)
+
+    def copy_to(self, model: nn.Module) -> None:
+        model.load_state_dict(self.shadow)
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+@torch.no_grad()
+def validate(model: SpecDiff, cfg: dict, ds, indices, device, batch: int = 8) -> dict:
+    """Mean accuracy / IoU of the full sampler pipeline (config steps) on ``ds[indices]``."""
+    from gr_specdiff.evaluate import confusion_matrix, metrics_from_confusion
+
+    if not indices:
+        return {}
+    x0 = ds[indices[0]][0]
+    size = int(x0.shape[-1])
+    was = model.training
+    model.eval()
+    pipe = build_pipeline(model, cfg, image_size=size).to(device).eval()
+    cm = np.zeros((4, 4), dtype=np.int64)
+    for s in range(0, len(indices), batch):
+        items = [ds[i] for i in indices[s : s + batch]]
+        x = torch.stack([torch.as_tensor(it[0]).float() for it in items]).to(device)
+        y = np.stack([np.asarray(it[1]) for it in items])
+        cls, _ = pipe(x)
+        cm += confusion_matrix(cls.cpu().numpy(), y)
+    model.train(was)
+    m = metrics_from_confusion(cm)
+    return {k: m[k] for k in ("mean_accuracy", "mean_iou", "global_accuracy", "per_class_iou")}
+
+
+# ----------------------------------------------------------------------------- loop
+
+
+def _lr_at(step: int, base: float, warmup: int, total: int) -> float:
+    if step < warmup:
+        return base * (step + 1) / max(warmup, 1)
+    p = (step - warmup) / max(total - warmup, 1)
+    return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(p, 1.0))))
+
+
+def _setup_logging(run: Path, is_main: bool) -> None:
+    if not is_main:
+        return
+    handler = logging.FileHandler(run / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
+def _dist_init() -> tuple[bool, int, int, int]:
+    """``(distributed, rank, local_rank, world)`` from torchrun's environment."""
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
+        import torch.distributed as dist
+
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+        return True, dist.get_rank(), int(os.environ.get("LOCAL_RANK", 0)), dist.get_world_size()
+    return False, 0, 0, 1
+
+
+def train(
+    config: str | Path | dict,
+    data: str | None = None,
+    out: str | Path = "runs/specdiff",
+    steps: int | None = None,
+    resume: bool = False,
+    device: str = "auto",
+    progress: bool = True,
+    threads: int | None = None,
+) -> dict:
+    """Train; returns the last validation metrics (plus ``step``, ``run``)."""
+    cfg = load_config(config)
+    tcfg, dcfg, lcfg = cfg["train"], cfg["data"], cfg["loss"]
+    if data is not None:
+        dcfg["dir"] = str(data)
+    if steps is not None:
+        tcfg["steps"] = int(steps)
+    total_steps = int(tcfg.get("steps", 1000))
+    seed = int(tcfg.get("seed", 0))
+    distributed, rank, local_rank, world = _dist_init()
+    is_main = rank == 0
+    if device == "auto":
+        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    if threads:
+        torch.set_num_threads(int(threads))
+    run = Path(out)
+    run.mkdir(parents=True, exist_ok=True)
+    _setup_logging(run, is_main)
+    torch.manual_seed(seed + rank)
+    np.random.seed(seed + rank)
+
+    image_size = int(dcfg.get("image_size", 256))
+    ds = open_dataset(dcfg.get("dir", "synthetic"), image_size, int(dcfg.get("synthetic_frames",
+                      256)), seed)
+    if dcfg.get("val_dir"):
+        train_idx = list(range(len(ds)))
+        val_ds = open_dataset(dcfg["val_dir"], image_size, 64, seed + 1)
+        val_idx = list(range(len(val_ds)))
+    else:
+        train_idx, val_idx = split_indices(len(ds), float(dcfg.get("val_fraction", 0.05)), seed)
+        val_ds = ds
+    val_idx = val_idx[: int(tcfg.get("val_frames", 64))]
+    cw = lcfg.get("class_weights", "none")
+    if cw == "auto":
+        class_weights = class_weights_from(ds, train_idx)
+    elif isinstance(cw, (list, tuple)):
+        class_weights = torch.tensor([float(v) for v in cw])
+    else:
+        class_weights = None
+
+    model = build_model(cfg).to(dev)
+    schedule = NoiseSchedule(diffusion_args(cfg)["schedule"], diffusion_args(cfg)["T"])
+    clip = diffusion_args(cfg)["clip"]
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=float(tcfg.get("lr", 1e-3)),
+        weight_decay=float(tcfg.get("weight_decay", 0.0)),
+    )
+    ema = EMA(model, float(tcfg.get("ema", 0.999)))
+    use_amp = bool(tcfg.get("amp", True)) and dev.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    step = 0
+    best = -1.0
+    ckpt_path = run / "checkpoint.pt"
+    if resume and ckpt_path.exists():
+        ck = load_checkpoint(ckpt_path)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        ema.load_state_dict(ck["ema"])
+        step = int(ck["step"])
+        best = float(ck.get("best", -1.0))
+        if is_main:
+            log.info("resumed from %s at step %d", ckpt_path, step)
+    elif resume and is_main:
+        log.info("--resume: no checkpoint in %s, starting fresh", run)
+    net: nn.Module = HybridLoss(model, schedule, lcfg, class_weights, clip)
+    if distributed:
+        net = nn.parallel.DistributedDataParallel(
+            net, device_ids=[dev.index] if dev.type == "cuda" else None
+        )
+
+    sub = torch.utils.data.Subset(ds, train_idx)
+    sampler = (
+        torch.utils.data.distributed.DistributedSampler(sub, seed=seed) if distributed else None
+    )
+    g = torch.Generator().manual_seed(seed + rank)
+    nw = int(tcfg.get("num_workers", 0))
+    loader = torch.utils.data.DataLoader(
+        sub, batch_size=int(tcfg.get("batch_size", 8)), shuffle=sampler is None,
+        sampler=sampler, num_workers=nw, drop_last=len(sub) >= int(tcfg.get("batch_size", 8)),
+        generator=g, pin_memory=dev.type == "cuda", persistent_workers=nw > 0,
+    )
+    n_params = count_parameters(model)
+    info = {"config": cfg.get("name"), "params": n_params, "train_frames": len(train_idx),
+            "val_frames": len(val_idx), "device": str(dev), "world": world,
+            "class_weights": None if class_weights is None else class_weights.tolist()}
+    if is_main:
+        log.info("training %s", json.dumps(info))
+        (run / "config.yaml").write_text(__import__("yaml").safe_dump(cfg, sort_keys=False))
+    metrics_f = open(run / "metrics.jsonl", "a") if is_main else None  # noqa: SIM115
+    data_info = dataset_info(ds)
+
+    def _save(path: Path) -> None:
+        save_checkpoint(path, {
+            "step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
+            "ema": ema.state_dict(), "config": cfg, "version": CHECKPOINT_VERSION,
+            "package_version": __version__, "best": best, "data_info": data_info,
+        })
+
+    def _validate() -> dict:
+        ema_model = build_model(cfg).to(dev)
+        ema.copy_to(ema_model)
+        res = validate(ema_model, cfg, val_ds, val_idx, dev)
+        res["step"] = step
+        res["kind"] = "val"
+        return res
+
+    pbar = None
+    if is_main and progress:
+        from tqdm import tqdm
+
+        pbar = tqdm(total=total_steps, initial=step, desc=f"train {cfg.get('name', '')}",
+                    dynamic_ncols=True)
+    last_val: dict = {}
+    log_every = int(tcfg.get("log_every", 20))
+    val_every = int(tcfg.get("val_every", 500))
+    ckpt_every = int(tcfg.get("ckpt_every", 500))
+    grad_clip = float(tcfg.get("grad_clip", 0.0))
+    epoch = 0
+    t_last = time.perf_counter()
+    model.train()
+    while step < total_steps:
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        for x, y, _idx in loader:
+            if step >= total_steps:
+                break
+            x = x.to(dev, non_blocking=True).float()
+            y = y.to(dev, non_blocking=True).long()
+            for group in opt.param_groups:
+                group["lr"] = _lr_at(step, float(tcfg.get("lr", 1e-3)),
+                                     int(tcfg.get("warmup", 0)), total_steps)
+            with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
+                loss, parts = net(x, y)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if grad_clip > 0:
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            ema.update(model, step)
+            step += 1
+            if pbar is not None:
+                pbar.update(1)
+                pbar.set_postfix(loss=f"{parts['total']:.3f}")
+            if is_main and (step % log_every == 0 or step == 1):
+                now = time.perf_counter()
+                rec = {"kind": "train", "step": step, "lr": opt.param_groups[0]["lr"], **parts,
+                       "sec_per_step": (now - t_last) / (log_every if step > 1 else 1)}
+                t_last = now
+                metrics_f.write(json.dumps(rec) + "\n")
+                metrics_f.flush()
+                log.info("step %d %s", step, json.dumps(parts))
+            if is_main and (step % val_every == 0 or step == total_steps):
+                last_val = _validate()
+                metrics_f.write(json.dumps(last_val) + "\n")
+                metrics_f.flush()
+                log.info("validation %s", json.dumps(last_val))
+                if pbar is not None:
+                    pbar.write(f"step {step}: val mean acc {last_val.get('mean_accuracy')}, "
+                               f"mean IoU {last_val.get('mean_iou')}")
+                score = last_val.get("mean_iou") or 0.0
+                if score > best:
+                    best = score
+                    _save(run / "best.pt")
+            if is_main and (step % ckpt_every == 0 or step == total_steps):
+                _save(ckpt_path)
+        epoch += 1
+    if pbar is not None:
+        pbar.close()
+    if metrics_f is not None:
+        metrics_f.close()
+    if distributed:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    return {**last_val, "step": step, "run": str(run), "best_mean_iou": best}
