@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -20,13 +20,13 @@ def _lfsr(taps: tuple[int, ...], init: list[int], length: int) -> np.ndarray:
 
 # --- 5G NR (38.211 section 7.4.2) -------------------------------------------------------------
 
-@lru_cache(maxsize=None)
+@cache
 def _nr_pss_x() -> np.ndarray:
     # x(i+7) = (x(i+4) + x(i)) mod 2, [x(6) .. x(0)] = [1 1 1 0 1 1 0]  (38.211 7.4.2.2.1)
     return _lfsr((4, 0), [0, 1, 1, 0, 1, 1, 1], 127)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _nr_sss_x() -> tuple[np.ndarray, np.ndarray]:
     # x0(i+7) = x0(i+4) + x0(i); x1(i+7) = x1(i+1) + x1(i); both [x(6)..x(0)] = 0000001
     init = [1, 0, 0, 0, 0, 0, 0]
@@ -67,7 +67,7 @@ def lte_pss(n_id2: int) -> np.ndarray:
     return np.exp(-1j * np.pi * (arg % 126) / 63).astype(np.complex64)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _lte_sss_base() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     init = [0, 0, 0, 0, 1]  # x(0..4) = 0 0 0 0 1 for all three (36.211 6.11.2.1)
     s = 1 - 2 * _lfsr((2, 0), init, 31).astype(np.int64)
