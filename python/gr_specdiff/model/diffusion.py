@@ -26,7 +26,8 @@ clean-latent estimate ``m = x0_hat(x_s, s)`` and, with ``h = lambda_t - lambda_s
 * 3rd order multistep (``phi_2 = phi_1/h + 1``, ``phi_3 = phi_2/h - 1/2``):
   ``x_t = (sigma_t/sigma_s) x_s - alpha_t phi_1 m_0 + alpha_t phi_2 D_1 - alpha_t phi_3 D_2``.
 
-``K`` model evaluations at timesteps ``t_i = round((T-1)(K-i)/K)``, i = 0..K-1, the last update
+``K`` model evaluations at timesteps ``t_i = round(t_max (K-i)/K)``, i = 0..K-1 (``t_max``: the
+last t with ``abar_t >= 1e-4``; 992 for cosine, 953 for linear), the last update
 going to the noise-free end point (``sigma = 0``), where every solver order reduces to
 ``x = m`` (the last data prediction). Warm-up steps use lower orders (multistep needs history)
 and the step before the end is at most 2nd order ("lower order final").
@@ -47,6 +48,7 @@ import torch
 from torch import Tensor
 
 MAX_STEPS = 20
+ALPHA_BAR_MIN = 1e-4
 
 
 def cosine_alpha_bar(T: int, s: float = 0.008, max_beta: float = 0.999) -> np.ndarray:
@@ -81,6 +83,10 @@ class NoiseSchedule:
         self.sigma64 = np.sqrt(1.0 - abar)
         self.lambda64 = np.log(self.alpha64) - np.log(self.sigma64)
         self.alpha_bar = torch.from_numpy(abar.astype(np.float32))
+        #: First sampler timestep: the last t with abar_t >= 1e-4 (alpha >= 0.01). The cosine
+        #: schedule's final steps (beta clipped at 0.999) reach alpha ~ 5e-5, where turning a
+        #: noise prediction into a data prediction amplifies float32 rounding 20000x.
+        self.t_max = int(np.nonzero(abar >= ALPHA_BAR_MIN)[0][-1])
 
     def add_noise(self, f0: Tensor, t: Tensor, eps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Eq. 7. Returns ``(F_t, alpha_t, sigma_t)`` with alpha/sigma shaped ``(B, 1, 1, 1)``."""
@@ -93,7 +99,7 @@ class NoiseSchedule:
         if not 1 <= steps <= MAX_STEPS:
             raise ValueError(f"sampler steps must be in 1..{MAX_STEPS}, got {steps}")
         i = np.arange(steps)
-        return np.round((self.T - 1) * (steps - i) / steps).astype(np.int64)
+        return np.round(self.t_max * (steps - i) / steps).astype(np.int64)
 
 
 def _orders(steps: int, order: int) -> list[int]:
