@@ -436,16 +436,20 @@ def analyse_frame(model, job: FrameJob, classes=CLASSES, min_pixels: int = 4) ->
 
 
 def format_table(dets, center_freq: float = 0.0) -> str:
-    """Human-readable detections table (one line per detection)."""
+    """Human-readable detections table; ``dets``: Detection objects or detection dicts."""
     head = (f"{'#':>4} {'class':<6} {'f_lower MHz':>13} {'f_upper MHz':>13} {'BW MHz':>8} "
             f"{'t_start s':>10} {'dur ms':>8} {'conf':>5} {'SNR dB':>6}")
     lines = [head, "-" * len(head)]
     for i, d in enumerate(dets):
+        if isinstance(d, Detection):
+            d = {**d.to_dict(center_freq), "class": d.label}
+        lo = d.get("freq_lower_edge", center_freq + d["f_lower"])
+        hi = d.get("freq_upper_edge", center_freq + d["f_upper"])
         lines.append(
-            f"{i:>4} {d.label:<6} {(center_freq + d.f_lower) / 1e6:>13.4f} "
-            f"{(center_freq + d.f_upper) / 1e6:>13.4f} {d.bandwidth / 1e6:>8.3f} "
-            f"{d.t_start:>10.4f} {(d.t_stop - d.t_start) * 1e3:>8.2f} {d.confidence:>5.2f} "
-            f"{d.snr_db:>6.1f}")
+            f"{i:>4} {d['class']:<6} {lo / 1e6:>13.4f} {hi / 1e6:>13.4f} "
+            f"{(hi - lo) / 1e6:>8.3f} {d['t_start']:>10.4f} "
+            f"{(d['t_stop'] - d['t_start']) * 1e3:>8.2f} {d.get('confidence', 1.0):>5.2f} "
+            f"{d.get('snr_db', float('nan')):>6.1f}")
     return "\n".join(lines)
 
 
@@ -466,47 +470,51 @@ def blend_overlay(db_image, class_map, opacity: float = 0.45, db_range=(0.0, 40.
     return (rgb * (1 - a) + lut[cmap] * a).astype(np.uint8)
 
 
-def render_overlay_png(path, results: list[FrameResult], max_frames: int = 16,
-                       title: str = "", opacity: float = 0.45) -> Path:
-    """PNG of up to ``max_frames`` consecutive frames (time downwards), with boxes and labels."""
+def render_overlay_png(path, frames: list[dict], max_frames: int = 16, title: str = "",
+                       opacity: float = 0.45) -> Path:
+    """PNG of up to ``max_frames`` frames (``frames`` messages as Python dicts: ``db_image``,
+    ``class_map``, ``center_freq``, ``sample_rate``, ``rx_time``, ``detections``), time
+    downwards, with the class mask blended, boxes and bandwidth labels (matplotlib, Agg)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch, Rectangle
 
-    results = results[:max_frames]
-    if not results:
+    frames = list(frames)[:max_frames]
+    if not frames:
         raise ValueError("no frames to render")
-    imgs, maps = [], []
-    for r in results:
-        imgs.append(sg.to_db_image(r.spec.features))
-        maps.append(r.class_map)
-    rgb = blend_overlay(np.concatenate(imgs), np.concatenate(maps), opacity)
-    first, last = results[0].job, results[-1].job
-    fc, fs = first.center_freq, first.sample_rate
+    db = np.concatenate([np.asarray(f["db_image"], np.float32).reshape(256, 256)
+                         for f in frames])
+    cm = np.concatenate([np.asarray(f["class_map"], np.uint8).reshape(256, 256)
+                         for f in frames])
+    rgb = blend_overlay(db, cm, opacity)
+    first, last = frames[0], frames[-1]
+    fc, fs = float(first["center_freq"]), float(first["sample_rate"])
+    t0 = float(first["rx_time"])
+    n_last = int(last.get("n_samples", 0)) + int(last.get("padded", 0))
+    t_end = float(last["rx_time"]) + n_last / fs - t0
     f0, f1 = (fc - fs / 2) / 1e6, (fc + fs / 2) / 1e6
-    t_end = last.rx_time + last.iq.shape[0] / last.sample_rate - first.rx_time
-    fig, ax = plt.subplots(figsize=(8, 3 + 2.5 * min(len(results), 4)), dpi=100)
+    fig, ax = plt.subplots(figsize=(9, 3 + 2.2 * min(len(frames), 4)), dpi=100)
     ax.imshow(rgb, aspect="auto", extent=(f0, f1, t_end * 1e3, 0), interpolation="nearest")
-    for r in results:
-        for d in r.detections:
-            y0 = (d.t_start - first.rx_time) * 1e3
-            y1 = (d.t_stop - first.rx_time) * 1e3
-            x0, x1 = (fc + d.f_lower) / 1e6, (fc + d.f_upper) / 1e6
-            col = np.array(CLASS_COLORS[d.class_index]) / 255
+    for f in frames:
+        for d in f.get("detections") or []:
+            y0, y1 = (d["t_start"] - t0) * 1e3, (d["t_stop"] - t0) * 1e3
+            x0, x1 = (fc + d["f_lower"]) / 1e6, (fc + d["f_upper"]) / 1e6
+            col = np.array(CLASS_COLORS.get(int(d.get("class_index", 0)), (255,) * 3)) / 255
             ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec=col, lw=1.2))
-            if d.n_pixels >= 16:
-                ax.text(x0, y0, f"{d.label} {d.bandwidth / 1e6:.2f} MHz", color=col,
-                        fontsize=7, va="bottom", clip_on=True)
+            if (x1 - x0) * 1e6 > 0.03 * fs or (y1 - y0) > 0.1 * t_end * 1e3:
+                ax.text(x0, y0, f"{d['class']} {(x1 - x0):.2f} MHz", color=col, fontsize=7,
+                        va="top", clip_on=True,
+                        bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "lw": 0})
     ax.set_xlabel("frequency (MHz)")
     ax.set_ylabel("time (ms)")
     ax.legend(handles=[Patch(color=np.array(CLASS_COLORS[c]) / 255, label=CLASSES[c])
                        for c in range(1, len(CLASSES))], loc="upper right", fontsize=8)
-    ax.set_title(title or f"{len(results)} frame(s), centre {fc / 1e6:g} MHz, "
-                 f"{fs / 1e6:g} MS/s")
+    ax.set_title(title or f"{len(frames)} frame(s), centre {fc / 1e6:g} MHz, {fs / 1e6:g} MS/s")
     fig.tight_layout()
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
     return path

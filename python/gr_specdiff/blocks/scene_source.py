@@ -29,14 +29,39 @@ def _truth_dict(scene, index, offset, center_freq):
     return {"frame": int(index), "offset": int(offset), "signals": sigs}
 
 
+MIXES = ("random", "nr", "lte", "radar", "nr+lte", "all")
+
+
+def build_spec(mix="random", snr_db=None, center_freq=None):
+    """``SceneSpec`` for a named mix (``random`` -> None: the training distribution)."""
+    from gr_specdiff import scene as sc
+
+    if mix not in MIXES:
+        raise ValueError(f"mix must be one of {MIXES}, got {mix!r}")
+    if mix == "random":
+        return None
+    snr = None if snr_db is None or (isinstance(snr_db, float) and snr_db != snr_db) else float(
+        snr_db)
+    kinds = {"nr": ["nr"], "lte": ["lte"], "radar": ["radar"], "nr+lte": ["nr", "lte"],
+             "all": ["nr", "lte", "radar"]}[mix]
+    kw = {k: [{"nr": sc.NRSpec, "lte": sc.LTESpec, "radar": sc.RadarSpec}[k](snr_db=snr)]
+          for k in kinds}
+    if center_freq is not None:
+        kw["center_freq"] = float(center_freq)
+    return sc.SceneSpec(**kw)
+
+
 class scene_source(gr.sync_block):
-    """Synthetic scene source. ``spec`` is passed to ``gr_specdiff.scene.generate`` (None =
-    the generator's default mix); ``n_frames`` 0 = endless."""
+    """Synthetic scene source. ``mix`` picks the signals (``random`` = the training
+    distribution), ``snr_db`` fixes their SNR (None = drawn), ``spec`` (a ``SceneSpec``)
+    overrides both; ``n_frames`` 0 = endless; ``n_unique`` > 0 generates that many scenes
+    and then loops them (the generator is slower than real time at 61.44 MS/s)."""
 
     TRUTH_PORT = pmt.intern("truth")
 
-    def __init__(self, samp_rate=61.44e6, center_freq=3.5e9, frame_seconds=0.04, seed=0,
-                 spec=None, throttle=True, n_frames=0, scale=1.0):
+    def __init__(self, samp_rate=20e6, center_freq=2.8e9, frame_seconds=0.04, seed=0,
+                 mix="random", snr_db=None, throttle=True, n_frames=0, n_unique=0, spec=None,
+                 scale=1.0):
         gr.sync_block.__init__(self, name="specdiff_scene_source", in_sig=None,
                                out_sig=[np.complex64])
         if not samp_rate > 0:
@@ -49,7 +74,9 @@ class scene_source(gr.sync_block):
         self.samp_rate = float(samp_rate)
         self.center_freq = float(center_freq)
         self.frame_seconds = float(frame_seconds)
-        self.spec = spec
+        self.spec = spec if spec is not None else build_spec(mix, snr_db, center_freq)
+        self.n_unique = int(n_unique)
+        self._cache = []
         self.throttle = bool(throttle)
         self.n_frames = int(n_frames)
         self.scale = float(scale)
@@ -64,8 +91,13 @@ class scene_source(gr.sync_block):
     def _next_frame(self) -> bool:
         if self.n_frames and self._index >= self.n_frames:
             return False
-        scene = self._generate(self._rng, self.samp_rate, self.frame_seconds, self.spec)
-        offset = self.nitems_written(0) + (0 if self._frame is None else 0)
+        if self.n_unique and len(self._cache) >= self.n_unique:
+            scene = self._cache[self._index % self.n_unique]
+        else:
+            scene = self._generate(self._rng, self.samp_rate, self.frame_seconds, self.spec)
+            if self.n_unique:
+                self._cache.append(scene)
+        offset = self._index * int(round(self.samp_rate * self.frame_seconds))
         self._frame = (np.asarray(scene.iq, np.complex64) * self.scale)
         self._pos = 0
         self.scenes.append(scene)

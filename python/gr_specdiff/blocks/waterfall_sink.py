@@ -1,0 +1,255 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""``waterfall_sink``: live Qt waterfall of the segmenter's ``frames`` messages.
+
+The spectrogram (peak dB above the noise floor) scrolls downwards (newest frame on top)
+with the class mask blended over it in per-class colours, a legend, an absolute-Hz
+frequency axis from the frame metadata, a time axis (seconds before the newest sample),
+boxes labelled with class and occupied bandwidth, and controls for overlay opacity,
+colour range and pause. Messages arrive on a GNU Radio thread and are handed to the Qt
+thread with a queued signal; all drawing happens on the Qt thread. When frames arrive
+faster than they are drawn, only the newest ``history`` frames are kept (no backlog).
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+
+import numpy as np
+import pmt
+import pyqtgraph as pg
+from gnuradio import gr
+from PyQt5 import QtCore, QtGui, QtWidgets
+
+from gr_specdiff import CLASSES
+from gr_specdiff import runtime as rt
+
+N = 256
+
+
+class FrameView:
+    """The parts of a ``frames`` message the display needs (validated)."""
+
+    def __init__(self, d: dict):
+        cmap = np.asarray(d["class_map"], np.uint8)
+        db = np.asarray(d["db_image"], np.float32)
+        if cmap.size != N * N or db.size != N * N:
+            raise ValueError(f"class_map/db_image must have {N * N} values")
+        self.class_map = cmap.reshape(N, N)
+        self.db = db.reshape(N, N)
+        self.center_freq = float(d.get("center_freq", 0.0))
+        self.sample_rate = float(d["sample_rate"])
+        if not self.sample_rate > 0:
+            raise ValueError("sample_rate must be positive")
+        self.rx_time = float(d.get("rx_time", 0.0))
+        n = int(d.get("n_samples", 0)) + int(d.get("padded", 0))
+        self.duration = n / self.sample_rate if n > 0 else 0.04
+        self.dropped = int(d.get("dropped", 0))
+        self.latency = float(d.get("latency", 0.0))
+        self.detections = [x for x in (d.get("detections") or []) if isinstance(x, dict)]
+
+
+class WaterfallWidget(QtWidgets.QWidget):
+    """The Qt widget; :meth:`show_frame` must run on the Qt thread."""
+
+    frame_ready = QtCore.pyqtSignal()
+
+    def __init__(self, title="SpecDiff", history=4, opacity=0.45, db_min=0.0, db_max=40.0,
+                 show_boxes=True, parent=None):
+        super().__init__(parent)
+        self.history = max(1, int(history))
+        self.opacity = float(opacity)
+        self.db_range = (float(db_min), float(db_max))
+        self.show_boxes = bool(show_boxes)
+        self.paused = False
+        self.frames: collections.deque = collections.deque(maxlen=self.history)
+        self._pending: collections.deque = collections.deque(maxlen=self.history)
+        self._pending_lock = threading.Lock()
+        self.n_shown = 0
+        self._boxes = []
+
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        self.glw = pg.GraphicsLayoutWidget()
+        self.glw.setBackground("k")
+        self.plot = self.glw.addPlot(title=title)
+        self.plot.setLabel("bottom", "frequency", units="Hz")
+        self.plot.setLabel("left", "time", units="s")
+        self.plot.setMouseEnabled(x=True, y=False)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.plot.addItem(self.image)
+        layout.addWidget(self.glw, 1)
+
+        bar = QtWidgets.QHBoxLayout()
+        for c in range(1, len(CLASSES)):
+            chip = QtWidgets.QLabel(f"  {CLASSES[c]}  ")
+            r, g, b = rt.CLASS_COLORS[c]
+            chip.setStyleSheet(f"background-color: rgb({r},{g},{b}); color: black;"
+                               "font-weight: bold;")
+            bar.addWidget(chip)
+        bar.addWidget(QtWidgets.QLabel("overlay"))
+        self.opacity_slider = QtWidgets.QSlider(QtCore.Qt.Horizontal)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setValue(int(round(self.opacity * 100)))
+        self.opacity_slider.setMinimumWidth(100)
+        self.opacity_slider.setMaximumWidth(140)
+        self.opacity_slider.valueChanged.connect(self._set_opacity)
+        bar.addWidget(self.opacity_slider)
+        bar.addWidget(QtWidgets.QLabel("dB"))
+        self.min_spin = QtWidgets.QDoubleSpinBox()
+        self.max_spin = QtWidgets.QDoubleSpinBox()
+        for spin, val in ((self.min_spin, db_min), (self.max_spin, db_max)):
+            spin.setRange(-10.0, 50.0)
+            spin.setValue(float(val))
+            spin.valueChanged.connect(self._set_range)
+            bar.addWidget(spin)
+        self.pause_box = QtWidgets.QCheckBox("pause")
+        self.pause_box.toggled.connect(self._set_paused)
+        bar.addWidget(self.pause_box)
+        self.status = QtWidgets.QLabel("waiting for frames")
+        bar.addWidget(self.status, 1)
+        layout.addLayout(bar)
+        self.frame_ready.connect(self._drain, QtCore.Qt.QueuedConnection)
+
+    # -------------------------------------------------------------- any thread
+    def post(self, frame: FrameView) -> None:
+        """Queue a frame from any thread; the Qt thread draws it."""
+        with self._pending_lock:
+            first = not self._pending
+            self._pending.append(frame)
+        if first:
+            self.frame_ready.emit()
+
+    # -------------------------------------------------------------- Qt thread
+    def _drain(self):
+        with self._pending_lock:
+            frames = list(self._pending)
+            self._pending.clear()
+        if self.paused or not frames:
+            return
+        for f in frames:
+            self.frames.append(f)
+        self.n_shown += len(frames)
+        self.redraw()
+
+    def show_frame(self, frame: FrameView) -> None:
+        self.frames.append(frame)
+        self.n_shown += 1
+        self.redraw()
+
+    def _set_opacity(self, value):
+        self.opacity = value / 100.0
+        self.redraw()
+
+    def _set_range(self, _value=None):
+        self.db_range = (self.min_spin.value(), self.max_spin.value())
+        self.redraw()
+
+    def _set_paused(self, paused):
+        self.paused = bool(paused)
+
+    def composite(self) -> np.ndarray:
+        """RGB image of the history, newest frame on top (rows x cols x 3, uint8)."""
+        frames = list(self.frames)[::-1]
+        db = np.concatenate([f.db[::-1] for f in frames])
+        cmap = np.concatenate([f.class_map[::-1] for f in frames])
+        return rt.blend_overlay(db, cmap, self.opacity, self.db_range)
+
+    def redraw(self):
+        if not self.frames:
+            return
+        newest = self.frames[-1]
+        rgb = self.composite()
+        fc, fs = newest.center_freq, newest.sample_rate
+        t_total = sum(f.duration for f in self.frames)
+        # Row 0 of the array is the newest sample, shown at the top (y = 0).
+        self.image.setImage(rgb[::-1], autoLevels=False, levels=(0, 255))
+        self.image.setRect(QtCore.QRectF(fc - fs / 2, -t_total, fs, t_total))
+        self.plot.setXRange(fc - fs / 2, fc + fs / 2, padding=0)
+        self.plot.setYRange(-t_total, 0, padding=0)
+        for item in self._boxes:
+            self.plot.removeItem(item)
+        self._boxes = []
+        if self.show_boxes:
+            t_end = newest.rx_time + newest.duration
+            for f in self.frames:
+                for d in f.detections[:64]:
+                    self._add_box(d, f, t_end)
+        self.status.setText(
+            f"{fc / 1e6:.3f} MHz  {fs / 1e6:g} MS/s  frames {self.n_shown}  "
+            f"dropped {newest.dropped}  latency {newest.latency * 1e3:.0f} ms")
+
+    def _add_box(self, d, f: FrameView, t_end: float):
+        try:
+            x0 = f.center_freq + float(d["f_lower"])
+            x1 = f.center_freq + float(d["f_upper"])
+            y0 = float(d["t_start"]) - t_end
+            y1 = float(d["t_stop"]) - t_end
+            ci = int(d.get("class_index", 0))
+        except (KeyError, TypeError, ValueError):
+            return
+        color = rt.CLASS_COLORS.get(ci, (255, 255, 255))
+        rect = QtWidgets.QGraphicsRectItem(x0, y0, x1 - x0, y1 - y0)
+        pen = QtGui.QPen(QtGui.QColor(*color))
+        pen.setCosmetic(True)
+        pen.setWidth(2)
+        rect.setPen(pen)
+        self.plot.addItem(rect)
+        self._boxes.append(rect)
+        if (x1 - x0) > 0.02 * f.sample_rate:
+            text = pg.TextItem(f"{d.get('class', '?')} {(x1 - x0) / 1e6:.2f} MHz",
+                               color=color, anchor=(0, 0))
+            text.setPos(x0, y1)
+            self.plot.addItem(text)
+            self._boxes.append(text)
+
+    def grab_png(self, path) -> bool:
+        """Render the widget (works offscreen) and save it as a PNG."""
+        return self.grab().save(str(path), "PNG")
+
+    def view_to_widget(self, x: float, y: float) -> QtCore.QPoint:
+        """Widget pixel of data coordinates (x Hz, y s) (tests, screenshots)."""
+        scene_pt = self.plot.getViewBox().mapViewToScene(QtCore.QPointF(x, y))
+        view_pt = self.glw.mapFromScene(scene_pt)
+        return self.glw.mapTo(self, view_pt)
+
+
+class waterfall_sink(gr.basic_block):
+    """Qt waterfall of ``frames`` messages (see module docstring). Malformed messages are
+    logged and dropped."""
+
+    IN_PORT = pmt.intern("frames")
+
+    def __init__(self, title="SpecDiff", history=4, opacity=0.45, db_min=0.0, db_max=40.0,
+                 show_boxes=True, parent=None):
+        gr.basic_block.__init__(self, name="specdiff_waterfall_sink", in_sig=None,
+                                out_sig=None)
+        if int(history) < 1:
+            raise ValueError(f"history must be >= 1 frame, got {history}")
+        if not 0.0 <= float(opacity) <= 1.0:
+            raise ValueError(f"opacity must be in [0, 1], got {opacity}")
+        if not float(db_min) < float(db_max):
+            raise ValueError(f"db_min ({db_min}) must be below db_max ({db_max})")
+        self.widget = WaterfallWidget(title, history, opacity, db_min, db_max, show_boxes,
+                                      parent)
+        self.n_dropped = 0
+        self.message_port_register_in(self.IN_PORT)
+        self.set_msg_handler(self.IN_PORT, self.handle_msg)
+
+    def handle_msg(self, msg):
+        try:
+            d = pmt.to_python(msg)
+            if not isinstance(d, dict):
+                raise ValueError("not a PMT dict")
+            frame = FrameView(d)
+        except Exception as exc:  # noqa: BLE001 - log and drop
+            self.n_dropped += 1
+            self.logger.warn(f"dropped malformed frame message ({exc})")
+            return
+        self.widget.post(frame)
+
+    def getWidget(self):  # noqa: N802 - GNU Radio Qt block convention
+        return self.widget
+
+    def qwidget(self):
+        return self.widget

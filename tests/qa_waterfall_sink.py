@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""QA for gr_specdiff.waterfall_sink: renders offscreen to a PNG with the overlay colours
+where the class mask says (QT_QPA_PLATFORM=offscreen)."""
+
+import os
+import sys
+import tempfile
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+import pmt  # noqa: E402
+from gnuradio import gr_unittest  # noqa: E402
+from PyQt5 import QtGui, QtWidgets  # noqa: E402
+
+from gr_specdiff.blocks import waterfall_sink  # noqa: E402
+
+APP = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv)
+RATE, FC = 20e6, 2.6e9
+
+
+def frame_msg(index=0):
+    cmap = np.zeros((256, 256), np.uint8)
+    cmap[:, 20:80] = 1  # NR
+    cmap[100:200, 150:230] = 2  # LTE
+    db = np.full((256, 256), 5.0, np.float32)
+    db[cmap > 0] = 30.0
+    col_w = RATE / 256
+    det = {"class": "NR", "class_index": 1, "f_lower": (20 - 128.5) * col_w,
+           "f_upper": (79 - 128 + 0.5) * col_w, "t_start": index * 0.04,
+           "t_stop": index * 0.04 + 0.04, "sample_start": 0, "sample_count": 800000}
+    return pmt.to_pmt({"frame": index, "offset": index * 800000, "n_samples": 800000,
+                       "padded": 0, "rx_time": index * 0.04, "center_freq": FC,
+                       "sample_rate": RATE, "class_map": cmap.ravel(),
+                       "db_image": db.ravel(), "dropped": 0, "latency": 0.01,
+                       "detections": [det]})
+
+
+class qa_waterfall_sink(gr_unittest.TestCase):
+
+    def test_001_overlay_colours_where_mask_says(self):
+        blk = waterfall_sink(history=1, opacity=0.6, db_min=0, db_max=40)
+        w = blk.getWidget()
+        w.resize(900, 600)
+        w.show()
+        blk.handle_msg(frame_msg(0))
+        for _ in range(5):
+            APP.processEvents()
+        self.assertEqual(w.n_shown, 1)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "waterfall.png")
+            self.assertTrue(w.grab_png(path))
+            img = QtGui.QImage(path)
+            if os.environ.get("SPECDIFF_KEEP_PNG"):
+                img.save(os.environ["SPECDIFF_KEEP_PNG"])
+        col_w = RATE / 256
+
+        def rgb_at(col, row):
+            # centre of pixel (row, col) of the newest frame: y = -(row + 0.5)/256 * 0.04
+            x = FC + (col - 128) * col_w
+            y = -(255 - row + 0.5) / 256 * 0.04
+            p = w.view_to_widget(x, y)
+            c = img.pixelColor(p.x(), p.y())
+            return c.red(), c.green(), c.blue()
+
+        r, g, b = rgb_at(50, 30)  # NR: green
+        self.assertGreater(g, r + 60)
+        self.assertGreater(g, b + 60)
+        r, g, b = rgb_at(190, 150)  # LTE: blue
+        self.assertGreater(b, r + 60)
+        r, g, b = rgb_at(190, 30)  # noise: grey
+        self.assertLess(max(r, g, b) - min(r, g, b), 10)
+        w.close()
+
+    def test_002_malformed_dropped_and_pause(self):
+        blk = waterfall_sink(history=2)
+        for bad in (pmt.intern("x"), pmt.to_pmt({"class_map": np.zeros(3, np.uint8)}),
+                    pmt.PMT_NIL, pmt.to_pmt({"sample_rate": 1.0})):
+            blk.handle_msg(bad)
+        self.assertEqual(blk.n_dropped, 4)
+        w = blk.getWidget()
+        w.pause_box.setChecked(True)
+        blk.handle_msg(frame_msg(0))
+        APP.processEvents()
+        self.assertEqual(w.n_shown, 0)
+        w.pause_box.setChecked(False)
+        for i in range(5):  # coalesced: only `history` frames are kept
+            blk.handle_msg(frame_msg(i))
+        APP.processEvents()
+        self.assertEqual(len(w.frames), 2)
+        self.assertEqual(w.frames[-1].rx_time, 0.16)
+
+    def test_003_bad_parameters(self):
+        with self.assertRaises(ValueError):
+            waterfall_sink(history=0)
+        with self.assertRaises(ValueError):
+            waterfall_sink(opacity=2)
+        with self.assertRaises(ValueError):
+            waterfall_sink(db_min=10, db_max=0)
+
+
+if __name__ == "__main__":
+    gr_unittest.run(qa_waterfall_sink)
