@@ -18,6 +18,10 @@ BARKER13 = np.array([1, 1, 1, 1, 1, -1, -1, 1, 1, -1, 1, -1, 1], np.float32)
 def draw(rng: np.random.Generator, rate: float, fixed: dict | None = None) -> dict:
     """Every parameter of one radar; ``fixed`` overrides (kind, width_s, bandwidth_hz, prf_hz)."""
     fixed = dict(fixed or {})
+    if "components" in fixed:  # a complete parameter set (dataset variants): reuse it
+        p = draw(rng, rate, {"kind": fixed.get("kind", "rect")})
+        p.update({k: v for k, v in fixed.items() if k in p})
+        return p
     kind = fixed.get("kind") or str(rng.choice(KINDS, p=[0.4, 0.2, 0.12, 0.14, 0.14]))
     if kind not in KINDS:
         raise ValueError(f"radar kind must be one of {KINDS}, got {kind!r}")
