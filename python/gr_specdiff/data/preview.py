@@ -51,8 +51,9 @@ def preview_grid(features, labels, metas, path: str | Path, cols: int = 4) -> Pa
             over[m, 3] = 0.45
         a1.imshow(over, aspect="auto", interpolation="nearest")
         a0.set_title(_title(metas[i]), fontsize=6, loc="left")
-    fig.suptitle("peak-power spectrogram (time down, frequency right) | labels: "
-                 "NR blue, LTE green, radar red, ignore yellow", fontsize=9)
+    if n > 1:
+        fig.suptitle("peak-power spectrogram (time down, frequency right) | labels: "
+                     "NR blue, LTE green, radar red, ignore yellow", fontsize=9)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
