@@ -497,16 +497,18 @@ def render_overlay_png(path, frames: list[dict], max_frames: int = 16, title: st
     f0, f1 = (fc - fs / 2) / 1e6, (fc + fs / 2) / 1e6
     fig, ax = plt.subplots(figsize=(9, 3 + 2.2 * min(len(frames), 4)), dpi=100)
     ax.imshow(rgb, aspect="auto", extent=(f0, f1, t_end * 1e3, 0), interpolation="nearest")
-    for f in frames:
-        for d in f.get("detections") or []:
-            y0, y1 = (d["t_start"] - t0) * 1e3, (d["t_stop"] - t0) * 1e3
-            x0, x1 = (fc + d["f_lower"]) / 1e6, (fc + d["f_upper"]) / 1e6
-            col = np.array(CLASS_COLORS.get(int(d.get("class_index", 0)), (255,) * 3)) / 255
-            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec=col, lw=1.2))
-            if (x1 - x0) * 1e6 > 0.03 * fs or (y1 - y0) > 0.1 * t_end * 1e3:
-                ax.text(x0, y0, f"{d['class']} {(x1 - x0):.2f} MHz", color=col, fontsize=7,
-                        va="top", clip_on=True,
-                        bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "lw": 0})
+    dets = [d for f in frames for d in (f.get("detections") or [])]
+    # Boxes for the 300 largest detections, labels for the 30 largest (readable PNG).
+    dets.sort(key=lambda d: -(d["t_stop"] - d["t_start"]) * (d["f_upper"] - d["f_lower"]))
+    for k, d in enumerate(dets[:300]):
+        y0, y1 = (d["t_start"] - t0) * 1e3, (d["t_stop"] - t0) * 1e3
+        x0, x1 = (fc + d["f_lower"]) / 1e6, (fc + d["f_upper"]) / 1e6
+        col = np.array(CLASS_COLORS.get(int(d.get("class_index", 0)), (255,) * 3)) / 255
+        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec=col, lw=1.2))
+        if k < 30:
+            ax.text(x0, y0, f"{d['class']} {(x1 - x0):.2f} MHz", color=col, fontsize=7,
+                    va="top", clip_on=True,
+                    bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "lw": 0})
     ax.set_xlabel("frequency (MHz)")
     ax.set_ylabel("time (ms)")
     ax.legend(handles=[Patch(color=np.array(CLASS_COLORS[c]) / 255, label=CLASSES[c])

@@ -142,7 +142,7 @@ class segmenter(gr.basic_block):
             import torch
 
             if not torch.cuda.is_available():
-                self.logger.warn("no CUDA device available: running the model on the CPU")
+                self.logger.warn("device auto: no CUDA device, the model runs on the CPU")
         model = rt.open_model(model_path, device=device)
         self.logger.info(f"model {rt.resolve_model_path(model_path)} on "
                          f"{getattr(model, 'device', device)}")
