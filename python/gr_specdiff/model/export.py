@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -113,7 +114,9 @@ def export_model(module: torch.nn.Module, path: str | Path, card: dict) -> Path:
     was_training = module.training
     module.eval()
     try:
-        scripted = torch.jit.script(module)
+        with warnings.catch_warnings():  # torch >= 2.10 marks TorchScript deprecated
+            warnings.simplefilter("ignore", DeprecationWarning)
+            scripted = torch.jit.script(module)
     finally:
         module.train(was_training)
     tmp = ts_path.with_name(f".{ts_path.name}.tmp")
@@ -219,7 +222,9 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> Exporte
         )
     dev = resolve_device(device)
     try:
-        module = torch.jit.load(str(ts_path), map_location=dev)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(str(ts_path), map_location=dev)
     except Exception as exc:  # torch raises RuntimeError or others on corrupt archives
         raise ModelLoadError(
             f"{ts_path} is not a loadable TorchScript file ({type(exc).__name__}); re-export it"

@@ -1,0 +1,138 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""TorchScript export + model card: scripted == eager, sha256 / version checks, clear errors."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from gr_specdiff import spectrogram
+from gr_specdiff.cli import main as cli_main
+from gr_specdiff.model.export import ModelLoadError, export_model, load_model, sha256_file
+from gr_specdiff.model.factory import build_model, build_pipeline, load_config
+from gr_specdiff.model.pipeline import LogitsPipeline
+
+
+@pytest.fixture(scope="module")
+def tiny_pipe():
+    torch.manual_seed(0)
+    cfg = load_config("tiny")
+    model = build_model(cfg).eval()
+    return build_pipeline(model, cfg, image_size=64).eval()
+
+
+@pytest.fixture()
+def exported(tiny_pipe, tmp_path):
+    ts = export_model(tiny_pipe, tmp_path / "m", {"name": "m", "sample_rates": [30.72e6]})
+    return ts, tmp_path / "m.yaml"
+
+
+def test_scripted_equals_eager(tiny_pipe):
+    scripted = torch.jit.script(tiny_pipe)
+    x = torch.rand(3, 3, 64, 64)
+    with torch.no_grad():
+        c1, p1 = tiny_pipe(x)
+        c2, p2 = scripted(x)
+    assert c1.dtype == torch.uint8 and p1.dtype == torch.float32
+    assert c1.shape == (3, 64, 64) and p1.shape == (3, 64, 64)
+    torch.testing.assert_close(c2, c1)
+    torch.testing.assert_close(p2, p1)
+    assert float(p1.min()) >= 0.25 and float(p1.max()) <= 1.0
+
+
+def test_multi_seed_confidence():
+    torch.manual_seed(0)
+    cfg = load_config("tiny")
+    cfg["diffusion"]["seeds"] = 3
+    pipe = build_pipeline(build_model(cfg).eval(), cfg, image_size=64).eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        c, p = torch.jit.script(pipe)(x)
+        c2, p2 = pipe(x)
+    torch.testing.assert_close(p, p2)
+    assert pipe.noise.shape[0] == 3
+
+
+def test_load_round_trip(exported, tiny_pipe, caplog):
+    ts, card_path = exported
+    card = yaml.safe_load(card_path.read_text())
+    assert card["sha256"] == sha256_file(ts)
+    assert card["spectrogram"]["version"] == spectrogram.VERSION
+    assert card["classes"] == ["noise", "NR", "LTE", "radar"]
+    with caplog.at_level(logging.WARNING):
+        m = load_model(card_path, device="auto")  # the .yaml path works too
+    if not torch.cuda.is_available():
+        assert m.device.type == "cpu" and "CPU" in caplog.text
+    assert m.sample_rates == [30.72e6] and m.frame_seconds == pytest.approx(0.04)
+    x = np.random.default_rng(0).random((2, 3, 64, 64), dtype=np.float32)
+    cls, conf = m(x)
+    assert cls.dtype == np.uint8 and conf.dtype == np.float32 and cls.shape == (2, 64, 64)
+    with torch.no_grad():
+        c_ref, p_ref = tiny_pipe(torch.from_numpy(x))
+    np.testing.assert_array_equal(cls, c_ref.numpy())
+    np.testing.assert_allclose(conf, p_ref.numpy(), rtol=1e-5, atol=1e-6)
+    cls1, _ = load_model(ts, device="cpu")(x[0])  # (3, H, W) input
+    assert cls1.shape == (1, 64, 64)
+
+
+def test_sha_mismatch(exported):
+    ts, card_path = exported
+    card = yaml.safe_load(card_path.read_text())
+    card["sha256"] = "0" * 64
+    card_path.write_text(yaml.safe_dump(card))
+    with pytest.raises(ModelLoadError, match="sha256.*does not match"):
+        load_model(ts)
+
+
+def test_corrupt_file(exported):
+    ts, card_path = exported
+    ts.write_bytes(b"this is not a zip archive")
+    card = yaml.safe_load(card_path.read_text())
+    card["sha256"] = sha256_file(ts)
+    card_path.write_text(yaml.safe_dump(card))
+    with pytest.raises(ModelLoadError, match="not a loadable TorchScript"):
+        load_model(ts, device="cpu")
+
+
+def test_missing_files(exported, tmp_path):
+    ts, card_path = exported
+    with pytest.raises(ModelLoadError, match="not found"):
+        load_model(tmp_path / "nope.ts")
+    card_path.unlink()
+    with pytest.raises(ModelLoadError, match="card .* not found"):
+        load_model(ts)
+
+
+def test_version_mismatch(exported):
+    ts, card_path = exported
+    card = yaml.safe_load(card_path.read_text())
+    card["spectrogram"]["version"] = spectrogram.VERSION + 1
+    card_path.write_text(yaml.safe_dump(card))
+    with pytest.raises(ModelLoadError, match="spectrogram version"):
+        load_model(ts)
+
+
+def test_bad_device(exported):
+    ts, _ = exported
+    with pytest.raises(ModelLoadError, match="device"):
+        load_model(ts, device="tpu")
+
+
+def test_logits_pipeline_export(tmp_path):
+    net = torch.nn.Conv2d(3, 4, 1)
+    ts = export_model(LogitsPipeline(net), tmp_path / "lin", {"name": "lin"})
+    cls, conf = load_model(ts, device="cpu")(np.zeros((1, 3, 8, 8), np.float32))
+    assert cls.shape == (1, 8, 8)
+
+
+def test_cli_export_random(tmp_path, capsys):
+    out = tmp_path / "rnd"
+    assert cli_main(["export", "--random", "--config", "tiny", "--out", str(out),
+                     "--sample-rates", "1e6"]) == 0
+    m = load_model(out.with_suffix(".ts"), device="cpu")
+    assert m.card["training"]["checkpoint"] is None and m.sample_rates == [1e6]
+    assert m.card["sampler"]["steps"] == 2
+    cls, _ = m(np.zeros((1, 3, 256, 256), np.float32))
+    assert cls.shape == (1, 256, 256)

@@ -1,0 +1,64 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Segmentation metrics against hand-computed values."""
+
+import numpy as np
+import pytest
+
+from gr_specdiff.evaluate import confusion_matrix, metrics_from_confusion, occupancy_iou
+
+
+def test_confusion_matrix_hand_computed():
+    target = np.array([[0, 0, 1, 1], [2, 2, 3, 255]])
+    pred = np.array([[0, 1, 1, 1], [2, 0, 3, 3]])
+    cm = confusion_matrix(pred, target)
+    want = np.zeros((4, 4), int)
+    want[0, 0] = 1
+    want[0, 1] = 1
+    want[1, 1] = 2
+    want[2, 2] = 1
+    want[2, 0] = 1
+    want[3, 3] = 1  # the IGNORE pixel is not counted
+    np.testing.assert_array_equal(cm, want)
+
+
+def test_metrics_hand_computed():
+    target = np.array([[0, 0, 1, 1], [2, 2, 3, 255]])
+    pred = np.array([[0, 1, 1, 1], [2, 0, 3, 3]])
+    m = metrics_from_confusion(confusion_matrix(pred, target))
+    # per-class accuracy: noise 1/2, NR 2/2, LTE 1/2, radar 1/1
+    assert m["per_class_accuracy"] == {"noise": 0.5, "NR": 1.0, "LTE": 0.5, "radar": 1.0}
+    assert m["mean_accuracy"] == pytest.approx(0.75)
+    # IoU: noise tp1 / (2 + 2 - 1) = 1/3; NR 2 / (2 + 3 - 2) = 2/3; LTE 1/2; radar 1/1
+    assert m["per_class_iou"]["noise"] == pytest.approx(1 / 3)
+    assert m["per_class_iou"]["NR"] == pytest.approx(2 / 3)
+    assert m["per_class_iou"]["LTE"] == pytest.approx(0.5)
+    assert m["per_class_iou"]["radar"] == pytest.approx(1.0)
+    assert m["mean_iou"] == pytest.approx((1 / 3 + 2 / 3 + 0.5 + 1) / 4)
+    assert m["global_accuracy"] == pytest.approx(5 / 7)
+    assert m["pixels"] == 7
+
+
+def test_absent_class_is_left_out():
+    target = np.array([0, 0, 1, 1])
+    pred = np.array([0, 0, 1, 0])
+    m = metrics_from_confusion(confusion_matrix(pred, target))
+    assert m["per_class_accuracy"]["LTE"] is None and m["per_class_iou"]["radar"] is None
+    assert m["mean_accuracy"] == pytest.approx((1 + 0.5) / 2)
+    assert m["mean_iou"] == pytest.approx((2 / 3 + 1 / 2) / 2)
+
+
+def test_empty_and_shape_errors():
+    m = metrics_from_confusion(np.zeros((4, 4)))
+    assert m["mean_accuracy"] is None and m["global_accuracy"] is None
+    with pytest.raises(ValueError):
+        confusion_matrix(np.zeros(3), np.zeros(4))
+
+
+def test_occupancy_iou():
+    target = np.array([0, 0, 1, 3, 2, 255])
+    pred_signal = np.array([False, True, True, True, False, True])
+    o = occupancy_iou(pred_signal, target)
+    # signal: pred {1,2,3}, truth {2,3,4}: inter 2, union 4; noise: pred {0,4}, truth {0,1}
+    assert o["signal"] == pytest.approx(0.5)
+    assert o["noise"] == pytest.approx(1 / 3)
+    assert o["mean"] == pytest.approx((0.5 + 1 / 3) / 2)
