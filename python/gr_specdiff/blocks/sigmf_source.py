@@ -76,7 +76,7 @@ class sigmf_source(gr.sync_block):
         self.samp_rate = float(g.get("core:sample_rate") or samp_rate or 0)
         if not self.samp_rate > 0:
             raise ValueError(f"{path}: core:sample_rate missing; give samp_rate")
-        if self.meta.get_num_channels() != 1:
+        if int(self.meta.get_global_field("core:num_channels") or 1) != 1:
             raise ValueError(f"{path}: only single-channel recordings are supported")
         self.n_samples = int(self.meta.sample_count)
         if self.n_samples <= 0:
