@@ -105,6 +105,9 @@ def dataset_info(ds) -> dict:
         rates = manifest.get("sample_rates") or (manifest.get("config") or {}).get("sample_rates")
         if rates:
             info["sample_rates"] = [float(r) for r in np.atleast_1d(rates)]
+        fs = manifest.get("frame_seconds") or (manifest.get("config") or {}).get("frame_seconds")
+        if fs:
+            info["frame_seconds"] = float(fs)
     root = getattr(ds, "root", None) or getattr(ds, "path", None)
     if root is not None:
         info["dir"] = str(root)

@@ -73,6 +73,8 @@ def _main(args: argparse.Namespace) -> int:
     card = {
         "name": Path(args.out).name,
         "sample_rates": sample_rates,
+        **({"frame_seconds": training["data"]["frame_seconds"]}
+           if (training.get("data") or {}).get("frame_seconds") else {}),
         "sampler": {
             "kind": "dpm-solver++",
             "steps": pipe.steps,
