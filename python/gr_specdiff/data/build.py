@@ -39,7 +39,7 @@ def _core_spec(scene):
     channel, SNR and impairments to be drawn again."""
     from ..scene import LTESpec, NRSpec, RadarSpec, SceneSpec
 
-    keep_out = {"channel", "f_center", "occupied_hz", "pulse_times_s", "n_pulses",
+    keep_out = {"channel", "f_center", "occupied_hz", "pulse_times_s", "n_pulses", "frame_offset_s",
                 "start_slot", "start_subframe", "first_pulse_s", "beam_time_s"}
     spec = SceneSpec()
     for t in scene.signals:

@@ -116,7 +116,7 @@ def build(rng: np.random.Generator, p: dict, nfft: int, n_subframes: int) -> Ofd
         load = p["pdsch_load"]
         n_dl = int(dl[s].sum())
         if load > 0 and rng.random() < min(1.0, 0.3 + load) and n_dl > cfi:
-            frac = min(1.0, load * rng.uniform(0.6, 1.4))
+            frac = 1.0 if load >= 1 else min(1.0, load * rng.uniform(0.6, 1.4))
             want = max(1, int(round(frac * p["n_rb"])))
             start = int(rng.integers(0, p["n_rb"] - want + 1))
             order = int(rng.choice(p["qam_orders"]))

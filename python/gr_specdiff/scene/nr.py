@@ -174,7 +174,8 @@ def build(rng: np.random.Generator, p: dict, nfft: int, n_slots: int) -> OfdmStr
         n_dl = int(dl[s].sum())
         if load <= 0 or n_dl <= d + 1 or rng.random() > min(1.0, 0.3 + load):
             continue
-        frac = min(1.0, load * rng.uniform(0.6, 1.4))
+        # load 1 = every PRB of every slot (like test model TM3.1); else a varying share.
+        frac = 1.0 if load >= 1 else min(1.0, load * rng.uniform(0.6, 1.4))
         n_alloc = max(1, int(round(frac * p["n_rb"])))
         groups = int(rng.integers(1, 4)) if n_alloc < p["n_rb"] else 1
         bounds = np.sort(rng.choice(np.arange(1, p["n_rb"]), groups - 1, replace=False)) \

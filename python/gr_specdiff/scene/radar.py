@@ -86,6 +86,11 @@ def draw(rng: np.random.Generator, rate: float, fixed: dict | None = None) -> di
         p["beam_time_s"] = float(rng.uniform(0, 0.04))
     p["first_pulse_s"] = float(rng.uniform(0, 1 / prf))
     p["coherent"] = bool(rng.random() < 0.5)
+    # Any other drawn parameter can be fixed too (stagger_ratios, scan=None, coherent, ...).
+    for k in ("stagger_ratios", "scan", "main_beam", "beam_time_s", "first_pulse_s",
+              "coherent"):
+        if k in fixed:
+            p[k] = fixed[k]
     return p
 
 

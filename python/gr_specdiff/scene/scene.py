@@ -199,7 +199,7 @@ def _ofdm_signal(rng, kind, p, ch, f_c, snr_db, rate, nat, n_nat, n_out, fr_resp
     first_on = int(s0[on_mask_any].min()) if on_mask_any.any() else 0
     last_on = int(s1[on_mask_any].max()) if on_mask_any.any() else 0
     return x, {"active": active, "t0": t0, "t1": t1, "freqs": abs_f, "occ": occ,
-               "on": (first_on / nat, last_on / nat)}
+               "on": (first_on / nat, last_on / nat), "offset_s": offset / nat}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,7 +302,9 @@ def generate(rng: np.random.Generator, sample_rate: float = 61.44e6,
                                    fr_resp)
             comm += x
             f_lo, f_hi = f_c + lo + cfo, f_c + hi + cfo
-            p = dict(p, f_center=f_c, channel=ch.params, occupied_hz=info["occ"])
+            # frame_offset_s: the frame starts this long after slot/subframe start_*.
+            p = dict(p, f_center=f_c, channel=ch.params, occupied_hz=info["occ"],
+                     frame_offset_s=info["offset_s"])
             on0, on1 = info["on"]
             truths.append(SignalTruth(kind, f_lo, f_hi, int(round(on0 * rate)),
                                       int(round((on1 - on0) * rate)), snr, p))
