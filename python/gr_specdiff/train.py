@@ -147,9 +147,16 @@ def compute_losses(
     clip: float = 1.0,
     generator: torch.Generator | None = None,
 ) -> tuple[Tensor, dict]:
-    """The hybrid loss of the module docstring; returns ``(total, {name: float})``."""
-    c = model.config
+    """The hybrid loss of the module docstring; returns ``(total, {name: float})``.
+
+    For a baseline (any logits network) it is the (weighted) cross entropy alone.
+    """
     labels = labels.long()
+    w = class_weights.to(x.device) if class_weights is not None else None
+    if not isinstance(model, SpecDiff):
+        ce = F.cross_entropy(model(x), labels, weight=w, ignore_index=IGNORE)
+        return ce, {"seg": float(ce.detach()), "total": float(ce.detach())}
+    c = model.config
     cond, s1, s2, s3 = model.encode(x)
     f0 = model.latent(labels, IGNORE)
     b = x.shape[0]
@@ -166,7 +173,6 @@ def compute_losses(
     lim = clip * c.latent_scale
     if lim > 0:
         f0_hat = f0_hat.clamp(-lim, lim)
-    w = class_weights.to(x.device) if class_weights is not None else None
     lam_diff = float(loss_cfg.get("lambda_diff", 1.0))
     lam_seg = float(loss_cfg.get("lambda_seg", 1.0))
     lam_pred = float(loss_cfg.get("lambda_seg_pred", 1.0))
@@ -248,7 +254,7 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 @torch.no_grad()
-def validate(model: SpecDiff, cfg: dict, ds, indices, device, batch: int = 8) -> dict:
+def validate(model: nn.Module, cfg: dict, ds, indices, device, batch: int = 8) -> dict:
     """Mean accuracy / IoU of the full sampler pipeline (config steps) on ``ds[indices]``."""
     from gr_specdiff.evaluate import confusion_matrix, metrics_from_confusion
 

@@ -43,7 +43,7 @@ def _main(args: argparse.Namespace) -> int:
     import torch
 
     from gr_specdiff.model.export import export_model
-    from gr_specdiff.model.factory import build_model, build_pipeline, load_config
+    from gr_specdiff.model.factory import build_model, build_pipeline, load_config, model_arch
     from gr_specdiff.model.specdiff import count_parameters
 
     training: dict = {}
@@ -68,6 +68,7 @@ def _main(args: argparse.Namespace) -> int:
         cfg.setdefault("diffusion", {})["seeds"] = args.seeds
     model.eval()
     pipe = build_pipeline(model, cfg, steps=args.steps)
+    steps = getattr(pipe, "steps", 0)
     metrics = json.loads(Path(args.metrics).read_text()) if args.metrics else {}
     sample_rates = args.sample_rates or (training.get("data") or {}).get("sample_rates", [])
     card = {
@@ -76,14 +77,14 @@ def _main(args: argparse.Namespace) -> int:
         **({"frame_seconds": training["data"]["frame_seconds"]}
            if (training.get("data") or {}).get("frame_seconds") else {}),
         "sampler": {
-            "kind": "dpm-solver++",
-            "steps": pipe.steps,
-            "order": pipe.order,
-            "seeds": pipe.seeds,
-            "schedule": cfg.get("diffusion", {}).get("schedule", "cosine"),
+            "kind": "dpm-solver++" if steps else "none",
+            "steps": steps,
+            "order": getattr(pipe, "order", 0),
+            "seeds": getattr(pipe, "seeds", 0),
+            "schedule": cfg.get("diffusion", {}).get("schedule", "cosine") if steps else None,
         },
         "model": {
-            "arch": "specdiff",
+            "arch": model_arch(cfg),
             "config": cfg["model"],
             "parameters": count_parameters(model),
         },

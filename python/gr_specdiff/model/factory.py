@@ -40,8 +40,19 @@ def load_config(name_or_path: str | Path | dict) -> dict:
     return cfg
 
 
-def build_model(cfg: dict) -> SpecDiff:
-    return SpecDiff(SpecDiffConfig.from_dict(cfg["model"]))
+def model_arch(cfg: dict) -> str:
+    return str(cfg["model"].get("arch", "specdiff"))
+
+
+def build_model(cfg: dict):
+    """SpecDiff (``model.arch: specdiff``, default) or a baseline (``unet``, ``deeplab``)."""
+    arch = model_arch(cfg)
+    if arch == "specdiff":
+        m = {k: v for k, v in cfg["model"].items() if k != "arch"}
+        return SpecDiff(SpecDiffConfig.from_dict(m))
+    from .baselines import build_baseline
+
+    return build_baseline(arch, cfg["model"])
 
 
 def diffusion_args(cfg: dict) -> dict:
@@ -56,9 +67,11 @@ def diffusion_args(cfg: dict) -> dict:
     }
 
 
-def build_pipeline(model: SpecDiff, cfg: dict, steps: int | None = None, image_size: int = 256):
-    from .pipeline import SpecDiffPipeline
+def build_pipeline(model, cfg: dict, steps: int | None = None, image_size: int = 256):
+    from .pipeline import LogitsPipeline, SpecDiffPipeline
 
+    if not isinstance(model, SpecDiff):
+        return LogitsPipeline(model)
     args = diffusion_args(cfg)
     if steps is not None:
         args["steps"] = int(steps)
