@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Baselines for the paper's comparison table, trained and exported like SpecDiff.
 
-* :class:`UNet`: a plain 4-level U-Net (conv-BN-ReLU x 2 per level) whose default widths give
-  a parameter count close to the ``paper`` SpecDiff (configs unet.yaml 3.0 M, unet_lite.yaml 1.06 M).
+* :class:`UNet`: a plain 4-level U-Net (conv-BN-ReLU x 2 per level); the configs give it the
+  size of the SpecDiff it is compared with (``unet.yaml`` 3.0 M, ``unet_lite.yaml`` 1.06 M).
 * :func:`deeplabv3_mobilenetv3`: torchvision's DeepLabV3 with a MobileNetV3-Large backbone,
   random initialisation (no downloaded weights). torchvision is optional: when it is missing,
   :func:`deeplab_available` is False and building it raises a clear ``RuntimeError``.
@@ -25,8 +25,12 @@ from gr_specdiff import spectrogram as _spec
 
 def _block(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
     )
 
 
