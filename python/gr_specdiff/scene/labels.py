@@ -62,16 +62,18 @@ def interval_band_mask(geo: Geometry, t0, t1, col_mask: np.ndarray) -> np.ndarra
     return rows[:, None] & col_mask[None, :]
 
 
-def row_peak_power(x: np.ndarray, rate: float, geo: Geometry, t_offset: float = 0.0,
-                   block: int = 256) -> np.ndarray:
-    """Per image row, the largest mean |x|^2 over ``block``-sample blocks (max-hold proxy)."""
-    nb = len(x) // block
-    if nb == 0:
+def row_peak_power(x: np.ndarray, rate: float, geo: Geometry, block: int = 256) -> np.ndarray:
+    """Per image row, the largest mean |x|^2 over ``block``-sample windows starting in the row
+    at half-block steps: the time-domain counterpart of the front end's max-hold channel."""
+    half = block // 2
+    nh = len(x) // half
+    if nh < 2:
         return np.zeros(N_ROWS)
-    v = x[: nb * block].view(np.float32).reshape(nb, 2 * block)
-    bp = np.einsum("ij,ij->i", v, v) / block
-    t_mid = t_offset + (np.arange(nb) * block + block / 2) / rate
-    rows = geo.sample_to_row(np.clip((t_mid * geo.sample_rate).astype(np.int64), 0,
+    v = x[: nh * half].view(np.float32).reshape(nh, 2 * half)
+    hp = np.einsum("ij,ij->i", v, v)
+    bp = (hp[:-1] + hp[1:]) / block
+    t0 = np.arange(nh - 1) * half / rate
+    rows = geo.sample_to_row(np.clip((t0 * geo.sample_rate).astype(np.int64), 0,
                                      geo.n_samples - 1))
     out = np.zeros(N_ROWS)
     np.maximum.at(out, rows, bp)

@@ -153,7 +153,7 @@ def scan_gain_db(p: dict, times: np.ndarray, rng: np.random.Generator) -> np.nda
     """Antenna gain towards the receiver for each pulse, dB relative to the main-beam peak."""
     scan = p.get("scan")
     if scan is None:
-        return rng.normal(0, 0.5, len(times))  # tracking / fixed beam: small fluctuation
+        return np.zeros(len(times))  # fixed / tracking beam; the channel adds any fading
     sl = scan["sidelobe_db"] + rng.normal(0, 2.0, len(times))
     if not p.get("main_beam"):
         return sl
