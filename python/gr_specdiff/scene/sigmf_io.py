@@ -57,14 +57,14 @@ def write_recording(path_base, iq, sample_rate: float, center_freq: float, annot
     if not any(e.get("name") == EXTENSION["name"] for e in exts):
         exts.append(dict(EXTENSION))
     global_info = {
-        SigMFFile.DATATYPE_KEY: datatype,
-        SigMFFile.SAMPLE_RATE_KEY: float(sample_rate),
-        SigMFFile.EXTENSIONS_KEY: exts,
-        SigMFFile.RECORDER_KEY: "gr_specdiff",
+        "core:datatype": datatype,
+        "core:sample_rate": float(sample_rate),
+        "core:extensions": exts,
+        "core:recorder": "gr_specdiff",
     }
     global_info.update(extra)
     meta = SigMFFile(data_file=str(data_path), global_info=global_info)
-    meta.add_capture(0, metadata={SigMFFile.FREQUENCY_KEY: float(center_freq)})
+    meta.add_capture(0, metadata={"core:frequency": float(center_freq)})
     for a in sorted(annotations, key=lambda a: a["core:sample_start"]):
         a = dict(a)
         start = int(a.pop("core:sample_start"))
