@@ -57,10 +57,9 @@ def run_segmenter(data, model, chunk=None, tags=(), policy="block", **kw):
         head = ch
     tb.connect(head, seg)
     sinks = []
-    n_out = int(seg.passthrough) + (3 if seg.occupancy_enabled else 0)
+    n_out = 4 if seg.passthrough else (3 if seg.occupancy_enabled else 0)
     for port in range(n_out):
-        sink = (blocks.vector_sink_c() if seg.passthrough and port == 0
-                else blocks.vector_sink_f(256))
+        sink = blocks.vector_sink_c() if port == 3 else blocks.vector_sink_f(256)
         tb.connect((seg, port), sink)
         sinks.append(sink)
     tb.run()
@@ -103,7 +102,7 @@ class qa_segmenter(gr_unittest.TestCase):
         for i, f in enumerate(frames):
             self.assertEqual(f["center_freq"], 2.4e9)
             self.assertAlmostEqual(f["rx_time"], 100.25 + i * FRAME / RATE, places=9)
-        iq, occ = sinks[0], sinks[1:]
+        iq, occ = sinks[3], sinks[:3]
         self.assertEqual(len(iq.data()), 3 * FRAME)
         np.testing.assert_array_equal(np.array(iq.data()), self.data[: 3 * FRAME])
         out_tags = [gr.tag_to_python(t) for t in iq.tags()]

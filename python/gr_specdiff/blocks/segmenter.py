@@ -68,15 +68,19 @@ class segmenter(gr.basic_block):
     FRAMES_PORT = pmt.intern("frames")
     DETECTIONS_PORT = pmt.intern("detections")
     COMMAND_PORT = pmt.intern("command")
+    IQ_PORT = len(OCC_CLASSES)
 
     def __init__(self, model_path="", device="auto", samp_rate=61.44e6, center_freq=0.0,
                  policy="drop", queue_depth=2, frame_seconds=0.0, occupancy=True,
                  passthrough=False, send_confidence=False, strict_rate=True, min_pixels=4):
-        out_types = ([np.complex64] if passthrough else []) + (
-            [(np.float32, 256)] * len(OCC_CLASSES) if occupancy else [])
+        # Fixed port layout (GRC port keys must not move): occupancy NR, LTE, radar on
+        # ports 0..2, the IQ pass-through on port 3. Outputs are optional, but GNU Radio
+        # needs connected outputs to be contiguous (0..k-1).
+        out_types = [(np.float32, 256)] * len(OCC_CLASSES) + (
+            [np.complex64] if passthrough else [])
         gr.basic_block.__init__(
             self, name="specdiff_segmenter", in_sig=[np.complex64],
-            out_sig=gr.py_io_signature(0, len(out_types), out_types) if out_types else None)
+            out_sig=gr.py_io_signature(0, len(out_types), out_types))
         if policy not in rt.POLICIES:
             raise ValueError(f"policy must be 'drop' or 'block', got {policy!r}")
         if int(queue_depth) < 1:
@@ -92,14 +96,18 @@ class segmenter(gr.basic_block):
         self.card = dict(getattr(self.model, "card", {}) or {})
         self.sample_rate = float(samp_rate)
         self.center_freq = float(center_freq)
-        reason = rt.check_sample_rate(self.card, self.sample_rate)
-        if reason and self.strict_rate:
-            raise ValueError(f"segmenter: {reason}")
-        if reason:
-            self.logger.warn(f"{reason} (strict_rate is off: continuing)")
         self._rate_ok = True
-        self._fb = rt.FrameBuffer(rt.frame_length(self.card, self.sample_rate,
-                                                  self.frame_seconds))
+        self.n_unrated = 0  # samples seen before any sample rate was known
+        if self.sample_rate > 0:
+            reason = rt.check_sample_rate(self.card, self.sample_rate)
+            if reason and self.strict_rate:
+                raise ValueError(f"segmenter: {reason}")
+            if reason:
+                self.logger.warn(f"{reason} (strict_rate is off: continuing)")
+            self._fb = rt.FrameBuffer(rt.frame_length(self.card, self.sample_rate,
+                                                      self.frame_seconds))
+        else:  # samp_rate 0: wait for an rx_rate tag (SigMF / SDR sources send one)
+            self._fb = None
         self._t_ref, self._off_ref = 0.0, 0  # stream time of sample _off_ref
         self._frame_index = 0
         self._lock = threading.Lock()
@@ -124,7 +132,7 @@ class segmenter(gr.basic_block):
         if self.passthrough and self.occupancy_enabled:
             # One noutput_items serves all outputs: give the vector ports room for a full
             # IQ chunk, or they would throttle the pass-through to a few samples per call.
-            for port in range(1, 1 + len(OCC_CLASSES)):
+            for port in range(len(OCC_CLASSES)):
                 self.set_min_output_buffer(port, 8192)
 
     # ------------------------------------------------------------------ set-up
@@ -150,7 +158,7 @@ class segmenter(gr.basic_block):
 
     @property
     def frame_len(self) -> int:
-        return self._fb.frame_len
+        return self._fb.frame_len if self._fb is not None else 0
 
     def dropped_frames(self) -> int:
         return self._worker.dropped
@@ -252,7 +260,7 @@ class segmenter(gr.basic_block):
         if not (rate > 0 and math.isfinite(rate)):
             self.logger.warn(f"ignoring invalid sample rate {rate}")
             return
-        if rate == self.sample_rate and self._rate_ok:
+        if rate == self.sample_rate and self._rate_ok and self._fb is not None:
             return
         reason = rt.check_sample_rate(self.card, rate)
         self.sample_rate = rate
@@ -267,6 +275,8 @@ class segmenter(gr.basic_block):
         self._fb = rt.FrameBuffer(rt.frame_length(self.card, rate, self.frame_seconds))
 
     def _discard_partial(self, offset):
+        if self._fb is None:
+            return
         if self._fb.fill and self.passthrough:
             self._pt.append([self._fb.start, self._fb.partial(), "ready", []])
         self._fb.reset(offset)
@@ -285,7 +295,7 @@ class segmenter(gr.basic_block):
                 t = _rx_time_to_float(tag.value)
                 if t is None:
                     raise ValueError("not a (secs, frac) tuple")
-                if self._fb.fill:
+                if self._fb is not None and self._fb.fill:
                     expected = self._t_ref + (offset - self._off_ref) / self.sample_rate
                     if abs(t - expected) > 1.5 / self.sample_rate:
                         self._discard_partial(offset)  # time discontinuity (overflow)
@@ -316,6 +326,12 @@ class segmenter(gr.basic_block):
         self._worker.submit(job)
 
     def _push(self, x, offset):
+        if self._fb is None:
+            if not self.n_unrated:
+                self.logger.error("samp_rate is 0 and no rx_rate tag arrived: samples are "
+                                  "ignored until the sample rate is known")
+            self.n_unrated += len(x)
+            return
         for start, frame in self._fb.push(x, offset):
             self._submit(start, frame, len(frame))
 
@@ -331,12 +347,19 @@ class segmenter(gr.basic_block):
 
     def general_work(self, input_items, output_items):
         x = input_items[0]
+        if self.passthrough and len(output_items) <= self.IQ_PORT:
+            self.logger.warn("IQ pass-through enabled but output 3 is not connected: disabled")
+            self.passthrough = False
+            with self._lock:
+                self._pt.clear()
+                self._pt_jobs.clear()
+            self._pt_tags.clear()
         skip = self._held  # items already analysed but left unconsumed (see below)
         n = len(x)
         if self.passthrough:
             # Bounded pass-through backlog: the output waits for inference, so allow the
             # queued frames plus two; beyond that the downstream itself is too slow.
-            limit = (self._worker.depth + 3) * self._fb.frame_len
+            limit = (self._worker.depth + 3) * max(self.frame_len, 1 << 16)
             n = max(skip, min(n, skip + limit - self._pt_backlog()))
         base = self.nitems_read(0)
         if n > skip:
@@ -369,19 +392,17 @@ class segmenter(gr.basic_block):
 
     def _flush_partial(self):
         """Pad and analyse a partial frame (end of stream: ``specdiff_eos`` tag)."""
-        if self._fb.fill:
+        if self._fb is not None and self._fb.fill:
             start, part = self._fb.start, self._fb.partial()
             self._fb.reset(None)
             self._submit(start, np.concatenate(
                 [part, np.zeros(self._fb.frame_len - len(part), np.complex64)]), len(part))
 
     def _emit(self, output_items):
-        port = 0
-        if self.passthrough and output_items:
-            self._emit_passthrough(output_items[0])
-            port = 1
-        if self.occupancy_enabled and len(output_items) > port:
-            outs = output_items[port:]
+        if self.passthrough and len(output_items) > self.IQ_PORT:
+            self._emit_passthrough(output_items[self.IQ_PORT])
+        outs = output_items[: len(OCC_CLASSES)]
+        if self.occupancy_enabled and outs:
             room = min(len(o) for o in outs)
             k = 0
             while k < room:
@@ -392,16 +413,15 @@ class segmenter(gr.basic_block):
                 job = res.job
                 for j, o in enumerate(outs):
                     o[k] = res.occupancy[OCC_CLASSES[j]]
-                    off = self.nitems_written(port + j) + k
-                    self.add_item_tag(port + j, off, pmt.intern(TAG_RX_TIME),
+                    off = self.nitems_written(j) + k
+                    self.add_item_tag(j, off, pmt.intern(TAG_RX_TIME),
                                       _float_to_rx_time(job.rx_time))
-                    self.add_item_tag(port + j, off, pmt.intern(TAG_RX_FREQ),
+                    self.add_item_tag(j, off, pmt.intern(TAG_RX_FREQ),
                                       pmt.from_double(job.center_freq))
-                    self.add_item_tag(port + j, off, pmt.intern(TAG_FRAME),
-                                      pmt.from_uint64(job.index))
+                    self.add_item_tag(j, off, pmt.intern(TAG_FRAME), pmt.from_uint64(job.index))
                 k += 1
             for j in range(len(outs)):
-                self.produce(port + j, k)
+                self.produce(j, k)
         elif self.occupancy_enabled:
             with self._lock:
                 self._ready.clear()  # outputs not connected
@@ -409,7 +429,8 @@ class segmenter(gr.basic_block):
     def _emit_passthrough(self, out):
         room = len(out)
         done = 0
-        w0 = self.nitems_written(0)
+        port = self.IQ_PORT
+        w0 = self.nitems_written(port)
         while done < room:
             with self._lock:
                 if not self._pt or self._pt[0][2] != "ready":
@@ -422,14 +443,14 @@ class segmenter(gr.basic_block):
             while self._pt_tags and self._pt_tags[0].offset < hi:
                 t = self._pt_tags.popleft()
                 if t.offset >= lo:
-                    self.add_item_tag(0, t.offset, t.key, t.value)
+                    self.add_item_tag(port, t.offset, t.key, t.value)
             for s, val in det_tags:
                 if lo <= s < hi:
-                    self.add_item_tag(0, s, pmt.intern(TAG_DETECTION), val)
+                    self.add_item_tag(port, s, pmt.intern(TAG_DETECTION), val)
             done += k
             if k == len(arr):
                 with self._lock:
                     self._pt.popleft()
             else:
                 entry[1] = arr[k:]
-        self.produce(0, done)
+        self.produce(port, done)
