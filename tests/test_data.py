@@ -84,3 +84,16 @@ def test_datagen_command_with_preview(tmp_path):
                "--no-progress"])
     assert rc == 0 and (tmp_path / "preview.png").stat().st_size > 1000
     assert len(SpectrumDataset(tmp_path)) == 2
+
+
+def test_paper_preset_dataset_pairs_clean_and_noisy():
+    cfg = dict(CFG, preset="paper", sample_rates=[61.44e6], frames=2, frames_per_shard=2,
+               variants=2, frame_seconds=0.0)
+    out = generate_shard(cfg, "train", 0)
+    m0, m1 = out["metas"]
+    assert m0["noise_free"] and not m1["noise_free"] and m1["whole_snr_db"] in (
+        -10.0, 0.0, 10.0, 20.0, 30.0)
+    assert m0["paper_scene"] == m1["paper_scene"] and m0["n_samples"] == 3 * 58515
+    assert np.array_equal(out["labels"][0], out["labels"][1])  # labels from nominal params
+    radar_rows = (out["labels"][0] == 3).all(axis=1)
+    assert 3 <= radar_rows.sum() <= 6  # three 1 us pulses, whole rows

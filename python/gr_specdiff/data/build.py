@@ -76,12 +76,16 @@ def generate_shard(config: dict, split: str, shard: int) -> dict:
         rate = rates[int(core_rng.integers(0, len(rates)))]
         rng = np.random.default_rng(np.random.SeedSequence(
             ss.entropy, spawn_key=ss.spawn_key + (core_i, var_i)))
-        if var_i == 0:
+        if config["preset"] == "paper":
+            # Paper structure: the same draw (core rng replayed) noise-free for variant 0,
+            # then at whole-band SNRs cycling through {-10, 0, 10, 20, 30} dB.
+            from ..scene.paper import PAPER_SNRS, generate_paper
+
+            snr = None if var_i == 0 else PAPER_SNRS[(var_i - 1 + core_i) % len(PAPER_SNRS)]
+            scene = generate_paper(core_rng, rate, None, whole_snr_db=snr, noise_rng=rng)
+        elif var_i == 0:
             scene = generate(rng, rate, config["frame_seconds"], None, config["preset"])
-            if config["preset"] != "paper":
-                core = _core_spec(scene)
-        elif config["preset"] == "paper":
-            scene = generate(rng, rate, config["frame_seconds"], None, config["preset"])
+            core = _core_spec(scene)
         else:
             scene = generate(rng, rate, config["frame_seconds"], core, config["preset"])
         feats[i] = scene.features()
@@ -130,7 +134,7 @@ def build(out_dir: str | Path, frames: int, seed: int = 0, workers: int = 1,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if frame_seconds is None:
-        frame_seconds = 0.04
+        frame_seconds = 0.04 if preset != "paper" else 0.0  # paper: 3 radar PRIs
     config = {"frames": int(frames), "seed": int(seed), "split": split,
               "sample_rates": [float(r) for r in sample_rates], "preset": preset,
               "frame_seconds": float(frame_seconds), "frames_per_shard": int(frames_per_shard),
