@@ -13,16 +13,20 @@ faster than they are drawn, only the newest ``history`` frames are kept (no back
 from __future__ import annotations
 
 import collections
+import os
 import threading
 
-import numpy as np
-import pmt
-import pyqtgraph as pg
-from gnuradio import gr
-from PyQt5 import QtCore, QtGui, QtWidgets
+# GNU Radio's Qt GUI is PyQt5: bind pyqtgraph to it even when PyQt6 is installed too.
+os.environ.setdefault("PYQTGRAPH_QT_LIB", "PyQt5")
 
-from gr_specdiff import CLASSES
-from gr_specdiff import runtime as rt
+import numpy as np  # noqa: E402
+import pmt  # noqa: E402
+import pyqtgraph as pg  # noqa: E402
+from gnuradio import gr  # noqa: E402
+from PyQt5 import QtCore, QtGui, QtWidgets  # noqa: E402
+
+from gr_specdiff import CLASSES  # noqa: E402
+from gr_specdiff import runtime as rt  # noqa: E402
 
 N = 256
 
@@ -49,10 +53,20 @@ class FrameView:
         self.detections = [x for x in (d.get("detections") or []) if isinstance(x, dict)]
 
 
+def _area(d) -> float:
+    try:
+        return (float(d["t_stop"]) - float(d["t_start"])) * (
+            float(d["f_upper"]) - float(d["f_lower"]))
+    except (KeyError, TypeError, ValueError):
+        return 0.0
+
+
 class WaterfallWidget(QtWidgets.QWidget):
     """The Qt widget; :meth:`show_frame` must run on the Qt thread."""
 
     frame_ready = QtCore.pyqtSignal()
+    MAX_BOXES = 40  # per frame
+    MAX_LABELS = 6  # per frame
 
     def __init__(self, title="SpecDiff", history=4, opacity=0.45, db_min=0.0, db_max=40.0,
                  show_boxes=True, parent=None):
@@ -173,13 +187,15 @@ class WaterfallWidget(QtWidgets.QWidget):
         if self.show_boxes:
             t_end = newest.rx_time + newest.duration
             for f in self.frames:
-                for d in f.detections[:64]:
-                    self._add_box(d, f, t_end)
+                # The largest detections of each frame get boxes, the few largest a label.
+                dets = sorted(f.detections, key=_area, reverse=True)[:self.MAX_BOXES]
+                for k, d in enumerate(dets):
+                    self._add_box(d, f, t_end, label=k < self.MAX_LABELS)
         self.status.setText(
             f"{fc / 1e6:.3f} MHz  {fs / 1e6:g} MS/s  frames {self.n_shown}  "
             f"dropped {newest.dropped}  latency {newest.latency * 1e3:.0f} ms")
 
-    def _add_box(self, d, f: FrameView, t_end: float):
+    def _add_box(self, d, f: FrameView, t_end: float, label: bool = True):
         try:
             x0 = f.center_freq + float(d["f_lower"])
             x1 = f.center_freq + float(d["f_upper"])
@@ -196,7 +212,7 @@ class WaterfallWidget(QtWidgets.QWidget):
         rect.setPen(pen)
         self.plot.addItem(rect)
         self._boxes.append(rect)
-        if (x1 - x0) > 0.02 * f.sample_rate:
+        if label and (x1 - x0) > 0.03 * f.sample_rate and (y1 - y0) > 0.1 * f.duration:
             text = pg.TextItem(f"{d.get('class', '?')} {(x1 - x0) / 1e6:.2f} MHz",
                                color=color, anchor=(0, 0))
             text.setPos(x0, y1)

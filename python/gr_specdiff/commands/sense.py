@@ -42,27 +42,31 @@ def register(subparsers):
 
 
 def make_default_scene(out_dir: Path, seed=0, rate=20e6, n_frames=2, frame_seconds=0.04):
-    """Write an NR + LTE + radar scene as ``out_dir/default_scene.sigmf-meta``."""
+    """Write an NR + LTE + radar scene (truth as annotations) to
+    ``out_dir/recording/default_scene.sigmf-meta``."""
     import numpy as np
-    from sigmf import SigMFFile
 
     from gr_specdiff import scene
     from gr_specdiff.blocks.scene_source import build_spec
+    from gr_specdiff.scene.sigmf_io import scene_annotations, write_recording
 
     rng = np.random.default_rng(seed)
-    spec = build_spec("all", None, 2.8e9)
-    iq = np.concatenate([scene.generate(rng, rate, frame_seconds, spec).iq
-                         for _ in range(n_frames)]).astype(np.complex64)
-    out_dir = out_dir / "recording"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    base = out_dir / "default_scene"
-    iq.tofile(base.with_suffix(".sigmf-data"))
-    meta = SigMFFile(data_file=str(base.with_suffix(".sigmf-data")), global_info={
-        "core:datatype": "cf32_le", "core:sample_rate": rate, "core:version": "1.0.0",
-        "core:description": f"gr-specdiff synthetic scene (seed {seed})"})
-    meta.add_capture(0, metadata={"core:frequency": 2.8e9})
-    meta.tofile(str(base.with_suffix(".sigmf-meta")), skip_validate=True)
-    return base.with_suffix(".sigmf-meta")
+    fc = 2.8e9
+    spec = build_spec("all", None, fc)
+    iqs, anns = [], []
+    for k in range(n_frames):
+        sc = scene.generate(rng, rate, frame_seconds, spec)
+        for a in scene_annotations(sc, fc):
+            a["core:sample_start"] += k * len(sc.iq)
+            a["core:label"] = f"truth:{a.get('core:label', '')}"
+            anns.append(a)
+        iqs.append(sc.iq)
+    iq = np.concatenate(iqs).astype(np.complex64)
+    base = Path(out_dir) / "recording" / "default_scene"
+    base.parent.mkdir(parents=True, exist_ok=True)
+    return write_recording(base, iq, rate, fc, anns, extra_global={
+        "core:description": f"gr-specdiff synthetic scene (seed {seed}); truth annotations "
+                            "are labelled truth:<class>"})
 
 
 class _Collector:
