@@ -52,8 +52,19 @@ def rolloff_response(p: dict, freqs: np.ndarray, rate: float) -> np.ndarray:
     return (10 ** (-r["slope_db_per_mhz"] * over ** 1.5 / 20)).astype(np.float32)
 
 
+def _blocks(x: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """(m, step) view of the whole blocks of ``x`` and the remaining tail."""
+    m = len(x) // step
+    return x[: m * step].reshape(m, step), x[m * step:]
+
+
 def apply(x: np.ndarray, p: dict, rate: float, rng: np.random.Generator) -> np.ndarray:
-    """Impair the received frame in place where possible; returns complex64."""
+    """Impair the received frame IN PLACE (``x`` complex64, contiguous); returns it.
+
+    Every stage is one or two in-place passes over the frame (this runs for every training
+    frame): block-wise phasors instead of per-sample complex exponentials.
+    """
+    x = np.ascontiguousarray(x, dtype=np.complex64)
     n = len(x)
     # CFO + phase noise: phasor = coarse (per 64-sample block) x fine (within-block) ramp;
     # the phase-noise process is low-pass, so holding it over 64 samples is harmless.
@@ -69,21 +80,34 @@ def apply(x: np.ndarray, p: dict, rate: float, rng: np.random.Generator) -> np.n
             coarse = coarse + np.deg2rad(pn) * np.convolve(
                 w, k / np.sqrt(np.sum(k ** 2)), mode="valid")[:m]
         fine = np.exp(1j * 2 * np.pi * cfo / rate * np.arange(step)).astype(np.complex64)
-        phasor = (np.exp(1j * coarse).astype(np.complex64)[:, None] * fine[None, :]).ravel()
-        x = x * phasor[:n]
-    # IQ imbalance: y = K1 x + K2 x*, K1 = (1 + g e^-jphi)/2, K2 = (1 - g e^jphi)/2.
+        cph = np.exp(1j * coarse).astype(np.complex64)
+        body, tail = _blocks(x, step)
+        body *= fine[None, :]
+        body *= cph[: len(body), None]
+        if len(tail):
+            tail *= fine[: len(tail)] * cph[-1]
+    # IQ imbalance y = K1 x + K2 x*, K1 = (1 + g e^-jphi)/2, K2 = (1 - g e^jphi)/2, which is
+    # I' = I, Q' = g (Q cos phi - I sin phi): one pass over the Q components.
     g = 10 ** (p.get("iq_gain_db", 0.0) / 20)
     ph = np.deg2rad(p.get("iq_phase_deg", 0.0))
     if g != 1 or ph:
-        k1 = np.complex64((1 + g * np.exp(-1j * ph)) / 2)
-        k2 = np.complex64((1 - g * np.exp(1j * ph)) / 2)
-        x = k1 * x + k2 * np.conj(x)
-    # LO leakage: a slowly drifting carrier at DC, level relative to the total power.
+        v = x.view(np.float32)
+        q = v[1::2]
+        q *= np.float32(g * np.cos(ph))
+        q -= np.float32(g * np.sin(ph)) * v[0::2]
+    # LO leakage: a slowly drifting carrier at DC (<= 200 Hz: constant over 256 samples),
+    # level relative to the total power.
     if p.get("dc_dbc") is not None:
         level = np.sqrt(np.mean(np.abs(x[::97]) ** 2) * 10 ** (p["dc_dbc"] / 10))
-        drift = 2 * np.pi * rng.uniform(-200, 200) / rate
-        x = x + (level * np.exp(1j * (drift * np.arange(n, dtype=np.float32)
-                                      + rng.uniform(-np.pi, np.pi)))).astype(np.complex64)
+        step = 256
+        m = -(-n // step)
+        w = 2 * np.pi * rng.uniform(-200, 200) / rate
+        leak = (level * np.exp(1j * (w * step * np.arange(m) + rng.uniform(-np.pi, np.pi))))
+        leak = leak.astype(np.complex64)
+        body, tail = _blocks(x, step)
+        body += leak[: len(body), None]
+        if len(tail):
+            tail += leak[-1]
     bits = p.get("adc_bits")
     if bits:
         rms = np.sqrt(np.mean(np.abs(x[::31]) ** 2)) + 1e-30
@@ -94,4 +118,4 @@ def apply(x: np.ndarray, p: dict, rate: float, rng: np.random.Generator) -> np.n
         np.rint(v, out=v)
         np.clip(v, -q, q, out=v)
         v *= np.float32(full / q)  # keep the original scale (noise variance 1)
-    return x.astype(np.complex64, copy=False)
+    return x
