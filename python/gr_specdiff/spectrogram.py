@@ -180,9 +180,10 @@ def _native_engine():
 def _row_powers_numpy(x: np.ndarray, geo: Geometry, workers: int):
     import scipy.fft
 
-    spec = scipy.fft.fft(_segments(x, geo) * hann_window(), axis=-1, workers=workers,
-                         overwrite_x=True)
-    power = spec.real ** 2 + spec.imag ** 2
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf input is handled by the caller
+        spec = scipy.fft.fft(_segments(x, geo) * hann_window(), axis=-1, workers=workers,
+                             overwrite_x=True)
+        power = spec.real ** 2 + spec.imag ** 2
     if geo.n_segments % N_ROWS == 0:  # the usual case (40 ms frames): equal groups
         grouped = power.reshape(N_ROWS, -1, NFFT)
         mean_p, peak_p = grouped.mean(axis=1), grouped.max(axis=1)
