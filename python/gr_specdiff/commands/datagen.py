@@ -34,6 +34,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from pathlib import Path
 
+    import numpy as np
+
     from gr_specdiff.data import TEST_SEED, build
 
     seed = args.seed if args.seed is not None else (TEST_SEED if args.split == "test" else 0)
@@ -48,7 +50,7 @@ def run(args) -> int:
         from gr_specdiff.data.preview import preview_grid
 
         ds = SpectrumDataset(args.out)
-        idx = list(range(min(16, len(ds))))
+        idx = sorted({int(i) for i in np.linspace(0, len(ds) - 1, min(16, len(ds)))})
         items = [ds[i] for i in idx]
         path = preview_grid([f.numpy() for f, _, _ in items], [lab.numpy() for _, lab, _ in items],
                             [ds.meta(i) for i in idx], Path(args.out) / "preview.png")
