@@ -7,7 +7,7 @@ import pytest
 from gr_specdiff import LTE, NR, RADAR
 from gr_specdiff.scene import LTESpec, NRSpec, RadarSpec, SceneSpec, generate
 from gr_specdiff.scene import channel as chmod
-from gr_specdiff.spectrogram import N_COLS, geometry, hann_window
+from gr_specdiff.spectrogram import N_COLS, power_images
 
 IDEAL = {"device": "ideal"}
 NONE = {"profile": "none"}
@@ -121,12 +121,8 @@ def test_doppler_spectrum_width_matches_fd():
 
 def _mean_power_image(iq, rate):
     """Mean |X|^2 per pixel with the front end's STFT layout (clean energy)."""
-    from gr_specdiff.spectrogram import _segments
-
-    geo = geometry(len(iq), rate)
-    seg = _segments(iq.astype(np.complex64), geo) * hann_window()
-    p = np.fft.fftshift(np.abs(np.fft.fft(seg, axis=1)) ** 2, axes=1)
-    return np.add.reduceat(p, geo.row_segment_edges[:-1], axis=0), geo
+    powers = power_images(iq, rate)
+    return powers.mean, powers.geometry
 
 
 @pytest.mark.parametrize("kind", ["NR", "LTE", "radar-rect", "radar-asr", "radar-lfm"])

@@ -196,12 +196,22 @@ def _row_powers_numpy(x: np.ndarray, geo: Geometry, workers: int):
     return np.fft.fftshift(mean_p, axes=-1), np.fft.fftshift(peak_p, axes=-1)
 
 
-def compute_features(iq, sample_rate: float, workers: int = -1,
-                     backend: str = "auto") -> Spectrogram:
-    """Spectrogram features of one IQ frame. See the module docstring.
+@dataclass
+class PowerImages:
+    """Linear per-pixel powers before normalisation (|X|^2 of the Hann-windowed FFT)."""
 
-    ``backend``: ``"native"`` (gr-fft + VOLK kernel, ~10x faster), ``"numpy"`` (scipy.fft),
-    or ``"auto"`` (native when built). Both compute the same numbers (tested).
+    mean: np.ndarray  # float32 (256, 256): mean over the row's segments (Welch)
+    peak: np.ndarray  # float32 (256, 256): max over the row's segments (max-hold)
+    geometry: Geometry
+    n_nonfinite: int
+
+
+def power_images(iq, sample_rate: float, workers: int = -1,
+                 backend: str = "auto") -> PowerImages:
+    """Steps 1-2 of the module docstring: mean and peak power per pixel, linear units.
+
+    ``backend``: ``"native"`` (gr-fft + VOLK kernel, several times faster), ``"numpy"``
+    (scipy.fft), or ``"auto"`` (native when built). Both compute the same numbers (tested).
     """
     x = _check_iq(iq)
     geo = geometry(len(x), sample_rate)
@@ -226,8 +236,16 @@ def compute_features(iq, sample_rate: float, workers: int = -1,
         mean_p, peak_p = row_powers(np.where(bad, np.complex64(0), x))
     if not peak_p.max() > 0:
         raise ValueError("IQ frame is all zeros (no signal and no noise): is the source running?")
-    feats, floor = _normalise_np(mean_p, peak_p)
-    return Spectrogram(feats, geo, floor, n_bad)
+    return PowerImages(mean_p, peak_p, geo, n_bad)
+
+
+def compute_features(iq, sample_rate: float, workers: int = -1,
+                     backend: str = "auto") -> Spectrogram:
+    """Spectrogram features of one IQ frame (see the module docstring and power_images)."""
+    powers = power_images(iq, sample_rate, workers, backend)
+    feats, floor = _normalise_np(powers.mean, powers.peak)
+    return Spectrogram(feats, powers.geometry, floor, powers.n_nonfinite)
+
 
 
 def compute_features_torch(iq, sample_rate: float):
