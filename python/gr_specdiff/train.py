@@ -335,6 +335,8 @@ def train(
         torch.cuda.set_device(dev)
     if threads:
         torch.set_num_threads(int(threads))
+    if dev.type == "cpu":
+        torch.set_flush_denormal(True)  # denormals slow CPU convolutions severalfold
     run = Path(out)
     run.mkdir(parents=True, exist_ok=True)
     _setup_logging(run, is_main)
