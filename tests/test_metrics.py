@@ -62,3 +62,27 @@ def test_occupancy_iou():
     assert o["signal"] == pytest.approx(0.5)
     assert o["noise"] == pytest.approx(1 / 3)
     assert o["mean"] == pytest.approx((0.5 + 1 / 3) / 2)
+
+
+def test_eval_cli_writes_report(tmp_path):
+    """`specdiff eval` on a random tiny model and 4 synthetic frames: JSON, Markdown, PNGs."""
+    import json
+
+    from gr_specdiff.cli import main
+
+    model = tmp_path / "rnd"
+    assert main(["export", "--random", "--config", "tiny", "--out", str(model)]) == 0
+    out = tmp_path / "eval"
+    assert main(["eval", "--model", str(model) + ".ts", "--data", "synthetic", "--frames", "4",
+                 "--batch", "2", "--out", str(out), "--sweep-steps"]) == 0
+    rep = json.loads((out / "metrics.json").read_text())
+    assert rep["frames"] == 4 and rep["latency"]["ms_per_frame"] > 0
+    assert 0 <= rep["metrics"]["global_accuracy"] <= 1
+    assert rep["per_snr"] and rep["per_snr"][0]["frames"] == 4
+    assert "mean IoU" in (out / "report.md").read_text()
+    for png in ("gallery.png", "confusion.png", "per_snr.png"):
+        assert (out / png).stat().st_size > 1000
+    assert main(["eval", "--model", "energy", "--data", "synthetic", "--frames", "2",
+                 "--out", str(tmp_path / "energy")]) == 0
+    rep = json.loads((tmp_path / "energy" / "metrics.json").read_text())
+    assert 0 <= rep["occupancy_iou"]["mean"] <= 1
