@@ -107,3 +107,16 @@ def test_tiny_overfits_and_resumes(tmp_path):
     cfg["train"]["steps"] = 55
     res2 = train(cfg, out=run, resume=True, progress=False, threads=2)
     assert res2["step"] == 55 and load_checkpoint(run / "checkpoint.pt")["step"] == 55
+
+
+def test_generated_scenes_on_the_fly():
+    from gr_specdiff.train import GeneratedScenes, open_dataset
+
+    ds = open_dataset("generate", data_cfg={"frames": 3, "sample_rates": [30.72e6]})
+    assert isinstance(ds, GeneratedScenes) and len(ds) == 3
+    x, y, i = ds[1]
+    assert x.shape == (3, 256, 256) and x.dtype == torch.float32 and y.shape == (256, 256)
+    assert i == 1 and ds.meta(1)
+    x2, y2, _ = GeneratedScenes(3, sample_rates=[30.72e6])[1]
+    torch.testing.assert_close(x, x2)
+    torch.testing.assert_close(y, y2)

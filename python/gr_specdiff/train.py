@@ -79,10 +79,52 @@ class SyntheticRectangles(torch.utils.data.Dataset):
         return {"snr_db": 10.0}
 
 
-def open_dataset(path: str | Path, image_size: int = 256, n_synthetic: int = 256, seed: int = 0):
-    """``synthetic`` -> :class:`SyntheticRectangles`, else ``gr_specdiff.data.SpectrumDataset``."""
+class GeneratedScenes(torch.utils.data.Dataset):
+    """On-the-fly scenes from ``gr_specdiff.scene.generate`` (``data.dir: generate``).
+
+    Frame ``i`` is drawn from ``default_rng([seed, i])`` at one of ``sample_rates``: a fresh,
+    deterministic scene per index, so ``n`` indices are ``n`` distinct frames and nothing is
+    stored. About 0.5 s of CPU per frame: meant for machines with many data-loader workers.
+    """
+
+    def __init__(self, n: int, seed: int = 0, sample_rates=(61.44e6,), frame_seconds=0.04,
+                 preset: str = "realistic"):
+        self.n, self.seed = int(n), int(seed)
+        self.sample_rates = [float(r) for r in sample_rates]
+        self.frame_seconds, self.preset = float(frame_seconds), preset
+        self.manifest = {"generator": "on-the-fly", "seed": self.seed, "preset": preset,
+                         "sample_rates": self.sample_rates, "frame_seconds": self.frame_seconds}
+        self._meta: dict[int, dict] = {}
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int):
+        from gr_specdiff.scene import generate
+
+        rng = np.random.default_rng([self.seed, int(i)])
+        rate = self.sample_rates[int(rng.integers(0, len(self.sample_rates)))]
+        scene = generate(rng, rate, self.frame_seconds, None, self.preset)
+        self._meta[int(i)] = dict(scene.meta)
+        feats = torch.from_numpy(np.asarray(scene.features(), np.float32))
+        return feats, torch.from_numpy(scene.class_map.astype(np.int64)), int(i)
+
+    def meta(self, i: int) -> dict:
+        return self._meta.get(int(i), {})
+
+
+def open_dataset(path: str | Path, image_size: int = 256, n_synthetic: int = 256, seed: int = 0,
+                 data_cfg: dict | None = None):
+    """``synthetic`` -> :class:`SyntheticRectangles`; ``generate`` -> :class:`GeneratedScenes`
+    (``data_cfg``: ``frames``, ``sample_rates``, ``frame_seconds``, ``preset``); else a
+    ``gr_specdiff.data.SpectrumDataset`` directory."""
     if str(path) == "synthetic":
         return SyntheticRectangles(n_synthetic, image_size, seed)
+    if str(path) == "generate":
+        d = data_cfg or {}
+        return GeneratedScenes(int(d.get("frames", 100_000)), seed,
+                               d.get("sample_rates", [61.44e6]),
+                               float(d.get("frame_seconds", 0.04)), d.get("preset", "realistic"))
     p = Path(path)
     if not (p / "manifest.yaml").exists():
         raise FileNotFoundError(
@@ -345,10 +387,12 @@ def train(
 
     image_size = int(dcfg.get("image_size", 256))
     ds = open_dataset(dcfg.get("dir", "synthetic"), image_size, int(dcfg.get("synthetic_frames",
-                      256)), seed)
-    if dcfg.get("val_dir"):
+                      256)), seed, dcfg)
+    if dcfg.get("val_dir") or isinstance(ds, GeneratedScenes):
         train_idx = list(range(len(ds)))
-        val_ds = open_dataset(dcfg["val_dir"], image_size, 64, seed + 1)
+        # On-the-fly training data validates on its own fixed generated set by default.
+        val_ds = open_dataset(dcfg.get("val_dir") or "generate", image_size, 64, seed + 1,
+                              {**dcfg, "frames": int(tcfg.get("val_frames", 64))})
         val_idx = list(range(len(val_ds)))
     else:
         train_idx, val_idx = split_indices(len(ds), float(dcfg.get("val_fraction", 0.05)), seed)
