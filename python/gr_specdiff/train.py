@@ -407,6 +407,9 @@ def train(
         class_weights = None
 
     model = build_model(cfg).to(dev)
+    if distributed and dev.type == "cuda":
+        # Per-GPU batches are small: synchronise batch-norm statistics across ranks.
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     schedule = NoiseSchedule(diffusion_args(cfg)["schedule"], diffusion_args(cfg)["T"])
     clip = diffusion_args(cfg)["clip"]
     opt = torch.optim.AdamW(
