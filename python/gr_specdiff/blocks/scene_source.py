@@ -87,6 +87,9 @@ class scene_source(gr.sync_block):
         self._t0 = None
         self.scenes = []  # the last few scenes (tests compare detections with their truth)
         self.message_port_register_out(self.TRUTH_PORT)
+        # Large chunks: a Python block downstream (the segmenter) pays ~0.3 ms per work()
+        # call, so GNU Radio's default ~8k-sample buffers cap it near 25 MS/s.
+        self.set_min_output_buffer(1 << 18)
 
     def _next_frame(self) -> bool:
         if self.n_frames and self._index >= self.n_frames:

@@ -68,6 +68,8 @@ class segmenter(gr.basic_block):
     FRAMES_PORT = pmt.intern("frames")
     DETECTIONS_PORT = pmt.intern("detections")
     COMMAND_PORT = pmt.intern("command")
+    #: Internal: the worker posts here after each frame so the scheduler runs work() again.
+    WAKE_PORT = pmt.intern("_wake")
     IQ_PORT = len(OCC_CLASSES)
 
     def __init__(self, model_path="", device="auto", samp_rate=61.44e6, center_freq=0.0,
@@ -129,6 +131,8 @@ class segmenter(gr.basic_block):
         self.message_port_register_out(self.DETECTIONS_PORT)
         self.message_port_register_in(self.COMMAND_PORT)
         self.set_msg_handler(self.COMMAND_PORT, self.handle_command)
+        self.message_port_register_in(self.WAKE_PORT)
+        self.set_msg_handler(self.WAKE_PORT, self._on_wake)
         if self.passthrough and self.occupancy_enabled:
             # One noutput_items serves all outputs: give the vector ports room for a full
             # IQ chunk, or they would throttle the pass-through to a few samples per call.
@@ -187,6 +191,15 @@ class segmenter(gr.basic_block):
             self.logger.warn(f"command port: dropped malformed message ({exc}): "
                              f"{pmt.write_string(msg)[:200]}")
 
+    def _on_wake(self, msg):
+        """No-op: receiving a message makes the scheduler call general_work() again."""
+
+    def _wake(self):
+        try:
+            self.to_basic_block()._post(self.WAKE_PORT, pmt.PMT_T)
+        except Exception:  # noqa: BLE001 - flowgraph already torn down
+            pass
+
     # ------------------------------------------------------------------ worker side
     def _process(self, job):
         if job.n_valid < len(job.iq):
@@ -198,6 +211,7 @@ class segmenter(gr.basic_block):
             entry = self._pt_jobs.pop(job.index, None)
             if entry is not None:
                 entry[2] = "ready"
+        self._wake()
         now = time.monotonic()
         if now - self._last_drop_log > 5.0:
             self._last_drop_log = now
@@ -210,6 +224,7 @@ class segmenter(gr.basic_block):
             if entry is not None:
                 entry[2] = "ready"
         self.logger.error(f"frame {job.index}: analysis failed: {exc}")
+        self._wake()
 
     def _on_result(self, job, res: rt.FrameResult):
         self.n_nonfinite += res.spec.n_nonfinite
@@ -226,6 +241,7 @@ class segmenter(gr.basic_block):
                 entry[3] = [(d.sample_start, detection_pmt(d, job.center_freq))
                             for d in res.detections]
                 entry[2] = "ready"
+        self._wake()
 
     def _publish(self, res: rt.FrameResult):
         job = res.job
@@ -381,12 +397,12 @@ class segmenter(gr.basic_block):
                 self._handle_tag(tag, tag.offset)
             if pos < n:
                 self._push(x[pos:n], base + pos)
-        if self.policy == "block":
-            self._worker.wait_idle()
         self._emit(output_items)
-        # In block mode the scheduler calls us again only while input is available, so
-        # keep the last item unconsumed until every pending output has been produced.
-        self._held = 1 if (self.policy == "block" and n > 0 and self._pending_out()) else 0
+        # The scheduler calls us again only while input is available (or a message arrives:
+        # the worker posts to WAKE_PORT after every frame). Keep the last item unconsumed
+        # until every queued frame is analysed and its outputs produced, so the end of a
+        # stream does not end the block with frames still in flight.
+        self._held = 1 if (n > 0 and (self._worker.pending() or self._pending_out())) else 0
         self.consume(0, n - self._held)
         return gr.WORK_CALLED_PRODUCE
 

@@ -91,6 +91,9 @@ class sigmf_source(gr.sync_block):
         self.center_freq = self.captures[0][1]
         self._pos = 0
         self._emitted = 0
+        # Large chunks: a Python block downstream (the segmenter) pays ~0.3 ms per work()
+        # call, so GNU Radio's default ~8k-sample buffers cap it near 25 MS/s.
+        self.set_min_output_buffer(1 << 18)
 
     def _tag_captures(self, lo, hi, base):
         for start, freq, t in self.captures:

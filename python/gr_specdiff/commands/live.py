@@ -77,6 +77,7 @@ def build(args):
                     center_freq=fc, policy="drop", queue_depth=args.queue_depth,
                     occupancy=False)
     wf = waterfall_sink(title=title, history=args.history)
+    head.set_min_output_buffer(1 << 18)  # large chunks for the Python segmenter
     tb.connect(head, seg)
     tb.msg_connect(seg, "frames", wf, "frames")
     # Python blocks must outlive build(): the scheduler calls back into these objects.
