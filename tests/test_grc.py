@@ -4,6 +4,7 @@ and the Qt scene example starts (offscreen) and runs without errors for a few se
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.grc"))
 sys.path.insert(0, str(Path(__file__).parent))
 
-pytestmark = pytest.mark.gnuradio
+pytestmark = [pytest.mark.gnuradio,
+              pytest.mark.skipif(shutil.which("grcc") is None, reason="grcc not installed")]
 
 
 def _env():

@@ -454,20 +454,24 @@ def format_table(dets, center_freq: float = 0.0) -> str:
 
 
 # --------------------------------------------------------------------------- rendering
-def blend_overlay(db_image, class_map, opacity: float = 0.45, db_range=(0.0, 40.0)):
-    """RGB uint8 image: grey-scale dB image with per-class colours blended at ``opacity``."""
-    lo, hi = db_range
-    g = np.clip((np.asarray(db_image, np.float32) - lo) / max(hi - lo, 1e-6), 0, 1)
-    rgb = np.repeat((g * 255)[..., None], 3, axis=-1)
-    cmap = np.asarray(class_map)
-    lut = np.zeros((256, 3), np.float32)
-    alpha = np.zeros(256, np.float32)
+def overlay_lut(opacity: float = 0.45) -> np.ndarray:
+    """(256 classes, 256 grey levels, 3) uint8: grey blended with each class colour."""
+    grey = np.arange(256, dtype=np.float32)
+    lut = np.repeat(np.repeat(grey[None, :, None], 3, axis=2), 256, axis=0)
     for c, col in CLASS_COLORS.items():
         if c != NOISE:
-            lut[c] = col
-            alpha[c] = opacity
-    a = alpha[cmap][..., None]
-    return (rgb * (1 - a) + lut[cmap] * a).astype(np.uint8)
+            lut[c] = grey[:, None] * (1 - opacity) + np.asarray(col, np.float32) * opacity
+    return np.round(lut).astype(np.uint8)
+
+
+def blend_overlay(db_image, class_map, opacity: float = 0.45, db_range=(0.0, 40.0), lut=None):
+    """RGB uint8 image: grey-scale dB image with per-class colours blended at ``opacity``."""
+    lo, hi = db_range
+    scale = 255.0 / max(hi - lo, 1e-6)
+    g = np.clip((np.asarray(db_image, np.float32) - lo) * scale, 0, 255).astype(np.uint8)
+    if lut is None:
+        lut = overlay_lut(opacity)
+    return lut[np.asarray(class_map, np.uint8), g]
 
 
 def render_overlay_png(path, frames: list[dict], max_frames: int = 16, title: str = "",

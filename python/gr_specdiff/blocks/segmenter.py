@@ -4,7 +4,10 @@
 See ``docs/BLOCKS.md`` for the message schema. Threading: ``general_work`` only copies
 samples into frames; features and inference run on an :class:`InferenceWorker`. With
 ``policy='drop'`` work() never waits for the model (the oldest queued frame is dropped and
-counted); with ``policy='block'`` work() waits for each frame (deterministic playback).
+counted); with ``policy='block'`` a full queue back-pressures the source (every frame is
+processed, deterministic playback). The worker posts to ``_wake`` after each frame so the
+scheduler runs work() again to emit stream outputs; the last input item stays unconsumed
+until no frame is in flight, so a finishing stream never strands queued frames.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from gnuradio import gr
 
 from gr_specdiff import CLASSES
 from gr_specdiff import runtime as rt
+from gr_specdiff.blocks.pmt_arrays import to_uvector
 
 TAG_RX_TIME = "rx_time"
 TAG_RX_RATE = "rx_rate"
@@ -251,18 +255,19 @@ class segmenter(gr.basic_block):
             "rx_time": float(job.rx_time), "center_freq": float(job.center_freq),
             "sample_rate": float(job.sample_rate), "rows": 256, "cols": 256,
             "classes": list(CLASSES),
-            "class_map": np.ascontiguousarray(res.class_map, np.uint8).ravel(),
-            "db_image": np.ascontiguousarray(
-                rt.sg.to_db_image(res.spec.features), np.float32).ravel(),
             "noise_floor_db": float(res.spec.noise_floor_db),
             "nonfinite": int(res.spec.n_nonfinite),
             "latency": float(res.latency_s), "inference_s": float(res.inference_s),
             "features_s": float(res.features_s),
             "dropped": int(self._worker.dropped),
         }
-        if self.send_confidence and res.confidence is not None:
-            d["confidence"] = np.ascontiguousarray(res.confidence, np.float32).ravel()
         msg = pmt.to_pmt(d)
+        images = {"class_map": np.asarray(res.class_map, np.uint8),
+                  "db_image": rt.sg.to_db_image(res.spec.features).astype(np.float32)}
+        if self.send_confidence and res.confidence is not None:
+            images["confidence"] = np.asarray(res.confidence, np.float32)
+        for key, img in images.items():
+            msg = pmt.dict_add(msg, pmt.intern(key), to_uvector(img))
         dets = pmt.make_vector(len(res.detections), pmt.PMT_NIL)
         for i, det in enumerate(res.detections):
             dp = detection_pmt(det, job.center_freq)

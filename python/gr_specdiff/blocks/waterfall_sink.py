@@ -27,6 +27,7 @@ from PyQt5 import QtCore, QtGui, QtWidgets  # noqa: E402
 
 from gr_specdiff import CLASSES  # noqa: E402
 from gr_specdiff import runtime as rt  # noqa: E402
+from gr_specdiff.blocks.pmt_arrays import dict_to_python  # noqa: E402
 
 N = 256
 
@@ -90,7 +91,7 @@ class WaterfallWidget(QtWidgets.QWidget):
         self.plot.setLabel("bottom", "frequency", units="Hz")
         self.plot.setLabel("left", "time", units="s")
         self.plot.setMouseEnabled(x=True, y=False)
-        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image = pg.ImageItem(axisOrder="row-major", autoDownsample=True)
         self.plot.addItem(self.image)
         layout.addWidget(self.glw, 1)
 
@@ -162,12 +163,20 @@ class WaterfallWidget(QtWidgets.QWidget):
     def _set_paused(self, paused):
         self.paused = bool(paused)
 
+    def _rgb(self, f: FrameView) -> np.ndarray:
+        """A frame's RGB (cached until opacity or colour range change)."""
+        key = (self.opacity, self.db_range)
+        if getattr(f, "_rgb_key", None) != key:
+            if getattr(self, "_lut_key", None) != self.opacity:
+                self._lut, self._lut_key = rt.overlay_lut(self.opacity), self.opacity
+            f._rgb = rt.blend_overlay(f.db, f.class_map, self.opacity, self.db_range,
+                                      lut=self._lut)
+            f._rgb_key = key
+        return f._rgb
+
     def composite(self) -> np.ndarray:
         """RGB image of the history, newest frame on top (rows x cols x 3, uint8)."""
-        frames = list(self.frames)[::-1]
-        db = np.concatenate([f.db[::-1] for f in frames])
-        cmap = np.concatenate([f.class_map[::-1] for f in frames])
-        return rt.blend_overlay(db, cmap, self.opacity, self.db_range)
+        return np.concatenate([self._rgb(f)[::-1] for f in list(self.frames)[::-1]])
 
     def redraw(self):
         if not self.frames:
@@ -254,10 +263,7 @@ class waterfall_sink(gr.basic_block):
 
     def handle_msg(self, msg):
         try:
-            d = pmt.to_python(msg)
-            if not isinstance(d, dict):
-                raise ValueError("not a PMT dict")
-            frame = FrameView(d)
+            frame = FrameView(dict_to_python(msg))
         except Exception as exc:  # noqa: BLE001 - log and drop
             self.n_dropped += 1
             self.logger.warn(f"dropped malformed frame message ({exc})")

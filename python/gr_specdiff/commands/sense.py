@@ -76,6 +76,8 @@ class _Collector:
         import pmt
         from gnuradio import gr
 
+        from gr_specdiff.blocks.pmt_arrays import dict_to_python
+
         class collector(gr.basic_block):
             def __init__(self):
                 gr.basic_block.__init__(self, "specdiff_collector", None, None)
@@ -84,7 +86,7 @@ class _Collector:
                 self.set_msg_handler(pmt.intern("frames"), self.handle)
 
             def handle(self, msg):
-                self.frames.append(pmt.to_python(msg))
+                self.frames.append(dict_to_python(msg))
 
         return collector()
 
