@@ -1,5 +1,5 @@
 # gr-specdiff: two commands do everything.
-#   make demo   set up (idempotent), then run the main job on the embedded default scene
+#   make demo   set up (idempotent), then run the main job (specdiff sense) on an embedded scene
 #   make test   set up (idempotent), then lint + the whole test suite (pytest and ctest)
 # Set-up = Debian packages when missing, a venv in .venv from /usr/bin/python3 with
 # --system-site-packages (GNU Radio lives in the system Python), pinned Python packages,
@@ -44,7 +44,8 @@ install: build
 	cmake --install build
 
 demo: setup
-	$(VENV)/bin/specdiff demo
+	$(VENV)/bin/specdiff demo --out out/demo_spectrogram.png
+	$(VENV)/bin/specdiff sense --out out/demo
 
 lint: $(STAMPS)/venv
 	$(VENV)/bin/ruff check python tests benchmarks
