@@ -116,9 +116,11 @@ def run_flowgraph(rate, model, policy, n_frames=None, seconds=None, depth=2, buf
         time.sleep(seconds * 0.25)  # warm-up: buffers, queue and torch allocations
         rss0 = rss_mb()
         time.sleep(seconds * 0.75)
+        wall = time.monotonic() - t0
         tb.stop()
         tb.wait()
-    wall = time.monotonic() - t0
+    if n_frames is not None:
+        wall = time.monotonic() - t0
     cpu = cpu_s() - c0
     lat = np.array(seg.latencies) * 1e3
     res = {
@@ -126,7 +128,8 @@ def run_flowgraph(rate, model, policy, n_frames=None, seconds=None, depth=2, buf
         "processed": seg.processed_frames(), "dropped": seg.dropped_frames(),
         "lat_med": float(np.median(lat)) if lat.size else float("nan"),
         "lat_p99": float(np.percentile(lat, 99)) if lat.size else float("nan"),
-        "msps": (n_frames * len(frame) / wall / 1e6) if n_frames else rate / 1e6,
+        # Input actually consumed (a starved segmenter slows a throttled source down).
+        "msps": seg._frame_index * len(frame) / wall / 1e6,
     }
     seg.stop()
     return res

@@ -162,6 +162,17 @@ class segmenter(gr.basic_block):
         model = rt.open_model(model_path, device=device)
         self.logger.info(f"model {rt.resolve_model_path(model_path)} on "
                          f"{getattr(model, 'device', device)}")
+        if str(getattr(model, "device", "cpu")) == "cpu":
+            import os
+
+            import torch
+
+            cores = os.cpu_count() or 1
+            if cores > 1 and torch.get_num_threads() >= cores:
+                # Leave a core to the stream threads, or a CPU-bound model starves work()
+                # and stalls the source (an SDR would overflow).
+                torch.set_num_threads(cores - 1)
+                self.logger.info(f"CPU inference on {cores - 1} of {cores} cores")
         return model
 
     @property
