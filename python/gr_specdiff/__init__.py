@@ -15,13 +15,18 @@ NOISE, NR, LTE, RADAR = range(4)
 #: Label value for pixels whose class is undefined (excluded from loss and metrics).
 IGNORE = 255
 
-try:  # GNU Radio blocks (GRC: ``import gr_specdiff`` then ``gr_specdiff.segmenter(...)``)
-    from gr_specdiff.blocks import (  # noqa: F401
-        scene_source,
-        segmenter,
-        sigmf_annotation_sink,
-        sigmf_source,
-        waterfall_sink,
-    )
-except ImportError:  # torch-only environments (training) have no GNU Radio
-    pass
+#: GNU Radio blocks re-exported here (GRC: ``import gr_specdiff`` then
+#: ``gr_specdiff.segmenter(...)``), imported on first use so that ``import gr_specdiff`` in
+#: training / data jobs does not load GNU Radio and Qt.
+_BLOCKS = ("segmenter", "waterfall_sink", "scene_source", "sigmf_source",
+           "sigmf_annotation_sink")
+
+
+def __getattr__(name):
+    if name in _BLOCKS:
+        try:
+            from gr_specdiff import blocks
+        except ImportError as exc:  # torch-only environments have no GNU Radio
+            raise AttributeError(f"gr_specdiff.{name} needs GNU Radio ({exc})") from exc
+        return getattr(blocks, name)
+    raise AttributeError(f"module 'gr_specdiff' has no attribute {name!r}")
