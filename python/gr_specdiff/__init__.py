@@ -3,7 +3,7 @@
 
 The torch side (scene generator, spectrogram, model, training) imports without GNU Radio;
 only ``gr_specdiff.blocks`` imports gnuradio. GNU Radio Companion blocks live in
-``gr_specdiff.blocks`` and are re-exported here when GNU Radio is available, so a GRC
+``gr_specdiff.blocks`` and are re-exported here on first use, so a GRC
 ``imports: import gr_specdiff`` line and ``gr_specdiff.segmenter(...)`` work.
 """
 
@@ -14,6 +14,9 @@ CLASSES = ("noise", "NR", "LTE", "radar")
 NOISE, NR, LTE, RADAR = range(4)
 #: Label value for pixels whose class is undefined (excluded from loss and metrics).
 IGNORE = 255
+#: Display colour of each class (RGB 0..255): the same in every plot and the live waterfall.
+CLASS_COLORS = {NOISE: (0, 0, 0), NR: (40, 220, 60), LTE: (40, 140, 255), RADAR: (255, 60, 40)}
+IGNORE_COLOR = (255, 230, 0)
 
 #: GNU Radio blocks re-exported here (GRC: ``import gr_specdiff`` then
 #: ``gr_specdiff.segmenter(...)``), imported on first use so that ``import gr_specdiff`` in

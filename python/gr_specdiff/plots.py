@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from gr_specdiff import spectrogram as sg
 
 _TITLES = ("mean power (dB re floor)", "peak power (dB re floor)", "peak - mean (dB)")
@@ -38,7 +36,3 @@ def plot_features(spec: sg.Spectrogram, path: Path, title: str = "") -> None:
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
-
-def class_colours() -> np.ndarray:
-    """RGB (0..1) per class: noise transparent-grey, NR blue, LTE green, radar red."""
-    return np.array([[0, 0, 0], [0.2, 0.45, 1.0], [0.1, 0.85, 0.2], [1.0, 0.15, 0.1]])

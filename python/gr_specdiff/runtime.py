@@ -25,12 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from gr_specdiff import CLASSES, NOISE
+from gr_specdiff import CLASS_COLORS, CLASSES, NOISE
 from gr_specdiff import spectrogram as sg
 
 DEFAULT_MODEL_NAME = "specdiff_default.ts"
 #: Display colours (RGB 0..255) per class index; noise is transparent in overlays.
-CLASS_COLORS = {0: (0, 0, 0), 1: (40, 220, 60), 2: (40, 140, 255), 3: (255, 60, 40)}
 #: Relative tolerance when matching a stream's sample rate against the model card.
 RATE_TOLERANCE = 1e-3
 POLICIES = ("drop", "block")

@@ -25,7 +25,7 @@ import pyqtgraph as pg  # noqa: E402
 from gnuradio import gr  # noqa: E402
 from PyQt5 import QtCore, QtGui, QtWidgets  # noqa: E402
 
-from gr_specdiff import CLASSES  # noqa: E402
+from gr_specdiff import CLASS_COLORS, CLASSES  # noqa: E402
 from gr_specdiff import runtime as rt  # noqa: E402
 from gr_specdiff.blocks.pmt_arrays import dict_to_python  # noqa: E402
 
@@ -98,7 +98,7 @@ class WaterfallWidget(QtWidgets.QWidget):
         bar = QtWidgets.QHBoxLayout()
         for c in range(1, len(CLASSES)):
             chip = QtWidgets.QLabel(f"  {CLASSES[c]}  ")
-            r, g, b = rt.CLASS_COLORS[c]
+            r, g, b = CLASS_COLORS[c]
             chip.setStyleSheet(f"background-color: rgb({r},{g},{b}); color: black;"
                                "font-weight: bold;")
             bar.addWidget(chip)
@@ -213,7 +213,7 @@ class WaterfallWidget(QtWidgets.QWidget):
             ci = int(d.get("class_index", 0))
         except (KeyError, TypeError, ValueError):
             return
-        color = rt.CLASS_COLORS.get(ci, (255, 255, 255))
+        color = CLASS_COLORS.get(ci, (255, 255, 255))
         rect = QtWidgets.QGraphicsRectItem(x0, y0, x1 - x0, y1 - y0)
         pen = QtGui.QPen(QtGui.QColor(*color))
         pen.setCosmetic(True)

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-# noise transparent, NR blue, LTE green, radar red, IGNORE yellow.
-COLOURS = {1: (0.1, 0.4, 1.0), 2: (0.1, 0.85, 0.2), 3: (1.0, 0.15, 0.1), 255: (1.0, 0.9, 0.0)}
+from gr_specdiff import CLASS_COLORS, IGNORE, IGNORE_COLOR, NOISE
+
+# Noise transparent; the package palette for the classes and IGNORE (0..1 for matplotlib).
+COLOURS = {k: tuple(c / 255 for c in rgb) for k, rgb in
+           {**{k: v for k, v in CLASS_COLORS.items() if k != NOISE}, IGNORE: IGNORE_COLOR}.items()}
 
 
 def _title(meta: dict) -> str:
@@ -53,7 +56,7 @@ def preview_grid(features, labels, metas, path: str | Path, cols: int = 4) -> Pa
         a0.set_title(_title(metas[i]), fontsize=6, loc="left")
     if n > 1:
         fig.suptitle("peak-power spectrogram (time down, frequency right) | labels: "
-                     "NR blue, LTE green, radar red, ignore yellow", fontsize=9)
+                     "NR green, LTE blue, radar red, ignore yellow", fontsize=9)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
