@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import sequences
-from .ofdm import QAM_ORDERS, OfdmStretch, qam
+from .ofdm import OfdmStretch, draw_traffic, qam
 
 # 36.104 Table 5.6-1.
 NRB_TABLE = {1.4: 6, 3: 15, 5: 25, 10: 50, 15: 75, 20: 100}
@@ -49,12 +49,7 @@ def draw(rng: np.random.Generator, max_occupied_hz: float, fixed: dict | None = 
     p["cell_id"] = int(fixed.get("cell_id", rng.integers(0, 504)))
     p["crs_ports"] = int(fixed.get("crs_ports") or rng.choice([1, 2, 2]))
     p["cfi"] = int(fixed.get("cfi") or rng.choice([1, 2, 3]) + (1 if p["n_rb"] <= 10 else 0))
-    u = rng.random()
-    load = 0.0 if u < 0.12 else 1.0 if u < 0.25 else float(rng.random())
-    p["pdsch_load"] = float(fixed.get("pdsch_load", load))
-    p["pdcch_load"] = float(fixed.get("pdcch_load", rng.uniform(0.1, 1.0)))
-    p["qam_orders"] = fixed.get("qam_orders") or sorted(
-        {int(q) for q in rng.choice(QAM_ORDERS, size=int(rng.integers(1, 4)))})
+    p.update(draw_traffic(rng, fixed, pdcch_min=0.1))
     p["duplex"] = fixed.get("duplex") or str(rng.choice(["FDD", "FDD", "TDD"]))
     if p["duplex"] == "TDD":
         p["tdd_config"] = int(fixed.get("tdd_config", rng.integers(0, 7)))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import sequences
-from .ofdm import QAM_ORDERS, OfdmStretch, qam
+from .ofdm import OfdmStretch, draw_traffic, qam
 
 # N_RB per channel bandwidth (38.101-1 Table 5.3.2-1; 35/45/70 MHz as in OAI tables_5_3_2).
 NRB_TABLE = {
@@ -86,12 +86,7 @@ def draw(rng: np.random.Generator, max_occupied_hz: float, fixed: dict | None = 
     cs_n6 = int(rng.integers(max(1, min(4, n6)), n6 + 1))
     p["coreset_rb_start"] = int(fixed.get("coreset_rb_start", 6 * rng.integers(0, n6 - cs_n6 + 1)))
     p["coreset_n_rb"] = int(fixed.get("coreset_n_rb", 6 * cs_n6))
-    u = rng.random()
-    load = 0.0 if u < 0.12 else 1.0 if u < 0.25 else float(rng.random())
-    p["pdsch_load"] = float(fixed.get("pdsch_load", load))
-    p["pdcch_load"] = float(fixed.get("pdcch_load", rng.uniform(0.05, 1.0)))
-    p["qam_orders"] = fixed.get("qam_orders") or sorted(
-        {int(q) for q in rng.choice(QAM_ORDERS, size=int(rng.integers(1, 4)))})
+    p.update(draw_traffic(rng, fixed, pdcch_min=0.05))
     p["duplex"] = fixed.get("duplex") or str(rng.choice(["FDD", "TDD"]))
     if p["duplex"] == "TDD":
         p["tdd_pattern"] = fixed.get("tdd_pattern") or str(rng.choice(TDD_PATTERNS[scs]))

@@ -29,6 +29,19 @@ def qam_table(order: int) -> np.ndarray:
     return (pts / np.sqrt(np.mean(np.abs(pts) ** 2))).astype(np.complex64)
 
 
+def draw_traffic(rng: np.random.Generator, fixed: dict, pdcch_min: float) -> dict:
+    """Downlink traffic drawn alike for NR and LTE (fields in ``fixed`` win): PDSCH load
+    (12 % idle carriers, 13 % fully loaded, else uniform), PDCCH load, 1-3 QAM orders."""
+    u = rng.random()
+    load = 0.0 if u < 0.12 else 1.0 if u < 0.25 else float(rng.random())
+    return {
+        "pdsch_load": float(fixed.get("pdsch_load", load)),
+        "pdcch_load": float(fixed.get("pdcch_load", rng.uniform(pdcch_min, 1.0))),
+        "qam_orders": fixed.get("qam_orders") or sorted(
+            {int(q) for q in rng.choice(QAM_ORDERS, size=int(rng.integers(1, 4)))}),
+    }
+
+
 def qam(rng: np.random.Generator, order: int, shape) -> np.ndarray:
     """Random equiprobable QAM symbols (unit average power)."""
     table = qam_table(order)
