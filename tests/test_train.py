@@ -12,6 +12,7 @@ from gr_specdiff.model.diffusion import NoiseSchedule
 from gr_specdiff.model.factory import build_model, build_pipeline, load_config
 from gr_specdiff.train import (
     SyntheticRectangles,
+    _lr_at,
     class_weights_from,
     compute_losses,
     load_checkpoint,
@@ -120,3 +121,17 @@ def test_generated_scenes_on_the_fly():
     x2, y2, _ = GeneratedScenes(3, sample_rates=[30.72e6])[1]
     torch.testing.assert_close(x, x2)
     torch.testing.assert_close(y, y2)
+
+
+def test_stop_at_keeps_the_long_schedule(tmp_path):
+    """--stop-at ends early (validated, checkpointed) with the LR schedule of --steps."""
+    cfg = load_config("tiny")
+    cfg["data"].update(dir="synthetic", synthetic_frames=8, val_fraction=0.25)
+    cfg["train"].update(steps=100, val_every=1000, ckpt_every=1000, log_every=1, warmup=2)
+    run = tmp_path / "run"
+    res = train(cfg, out=run, progress=False, threads=1, stop_at=6)
+    assert res["step"] == 6 and "mean_iou" in res
+    assert load_checkpoint(run / "checkpoint.pt")["step"] == 6
+    lines = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines()]
+    lr6 = [r["lr"] for r in lines if r["kind"] == "train" and r["step"] == 6][0]
+    assert lr6 == pytest.approx(_lr_at(5, float(cfg["train"]["lr"]), 2, 100))

@@ -358,8 +358,13 @@ def train(
     device: str = "auto",
     progress: bool = True,
     threads: int | None = None,
+    stop_at: int | None = None,
 ) -> dict:
-    """Train; returns the last validation metrics (plus ``step``, ``run``)."""
+    """Train; returns the last validation metrics (plus ``step``, ``run``).
+
+    ``stop_at`` ends this invocation after that optimizer step (validated and checkpointed)
+    while the learning-rate schedule still spans ``steps``: equal-budget comparisons and
+    runs split over several sessions (continue with ``resume``)."""
     cfg = load_config(config)
     tcfg, dcfg, lcfg = cfg["train"], cfg["data"], cfg["loss"]
     if data is not None:
@@ -367,6 +372,7 @@ def train(
     if steps is not None:
         tcfg["steps"] = int(steps)
     total_steps = int(tcfg.get("steps", 1000))
+    end_step = min(total_steps, int(stop_at)) if stop_at else total_steps
     seed = int(tcfg.get("seed", 0))
     distributed, rank, local_rank, world = _dist_init()
     is_main = rank == 0
@@ -489,11 +495,11 @@ def train(
     epoch = 0
     t_last = time.perf_counter()
     model.train()
-    while step < total_steps:
+    while step < end_step:
         if sampler is not None:
             sampler.set_epoch(epoch)
         for x, y, _idx in loader:
-            if step >= total_steps:
+            if step >= end_step:
                 break
             x = x.to(dev, non_blocking=True).float()
             y = y.to(dev, non_blocking=True).long()
@@ -522,7 +528,7 @@ def train(
                 metrics_f.write(json.dumps(rec) + "\n")
                 metrics_f.flush()
                 log.info("step %d %s", step, json.dumps(parts))
-            if is_main and (step % val_every == 0 or step == total_steps):
+            if is_main and (step % val_every == 0 or step == end_step):
                 last_val = _validate()
                 metrics_f.write(json.dumps(last_val) + "\n")
                 metrics_f.flush()
@@ -534,7 +540,7 @@ def train(
                 if score > best:
                     best = score
                     _save(run / "best.pt")
-            if is_main and (step % ckpt_every == 0 or step == total_steps):
+            if is_main and (step % ckpt_every == 0 or step == end_step):
                 _save(ckpt_path)
         epoch += 1
     if pbar is not None:

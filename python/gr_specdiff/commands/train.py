@@ -21,6 +21,8 @@ def register(subparsers) -> None:
     p.add_argument("--data", default=None, help="dataset directory (default: config data.dir)")
     p.add_argument("--out", default=None, help="run directory (default: runs/<config name>)")
     p.add_argument("--steps", type=int, default=None, help="total optimizer steps")
+    p.add_argument("--stop-at", type=int, default=None,
+                   help="stop after this step (checkpointed) while the LR schedule spans --steps")
     p.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.pt")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -37,6 +39,7 @@ def _main(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     out = args.out or f"runs/{cfg.get('name', 'specdiff')}"
     res = train(cfg, data=args.data, out=out, steps=args.steps, resume=args.resume,
-                device=args.device, progress=not args.no_progress, threads=args.threads)
+                device=args.device, progress=not args.no_progress, threads=args.threads,
+                stop_at=args.stop_at)
     print(json.dumps(res, indent=2))
     return 0
