@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Equal-budget comparison (Tables I and II of docs/RESULTS.md) and print the table.
+
+Every learned model gets the same data (the `default` config's), the same optimizer settings
+and the same budget: ``--budget`` optimizer steps of 8 frames under the learning-rate schedule
+of a ``--schedule``-step run (``specdiff train --stop-at``), so none of them gets the benefit of
+an annealed learning rate that the others lack. The energy detector needs no training.
+
+    .venv/bin/python benchmarks/compare_budget.py --budget 1000 --frames 200 \
+        [--reuse specdiff=runs/default/step1000.pt] [--only unet_lite energy]
+
+Runs live in runs/compare/<name>/, evaluations in runs/compare/<name>/eval/ (resumable:
+a finished run or evaluation is not redone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from gr_specdiff.model.factory import build_model, load_config
+from gr_specdiff.train import count_parameters, train
+
+#: name -> overrides of the default config's model section (None: not trained).
+VARIANTS = {
+    "specdiff": {},  # full SpecDiff lite: FF + CP
+    "specdiff_no_cp": {"use_cp": False},
+    "specdiff_no_ff": {"use_ff": False},
+    "specdiff_base": {"use_cp": False, "use_ff": False},  # the paper's ablation baseline
+    "unet_lite": {"arch": "unet", "widths": [32, 64, 96, 160], "stem": 4},
+    "energy": None,
+}
+
+
+def variant_config(name: str) -> dict:
+    cfg = load_config("default")
+    over = VARIANTS[name]
+    if over.get("arch") == "unet":
+        cfg["model"] = dict(over)
+    else:
+        cfg["model"].update(over)
+    cfg["name"] = name
+    return cfg
+
+
+def occupancy_iou(cm) -> float:
+    """Mean of the noise and the signal (any class) IoU: what an energy detector can score."""
+    tn = cm[0][0]
+    fp = sum(cm[0][1:])
+    fn = sum(row[0] for row in cm[1:])
+    tp = sum(sum(row[1:]) for row in cm[1:])
+    return (tp / max(tp + fp + fn, 1) + tn / max(tn + fp + fn, 1)) / 2
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--budget", type=int, default=1000, help="optimizer steps per model")
+    ap.add_argument("--schedule", type=int, default=7000, help="LR schedule length in steps")
+    ap.add_argument("--frames", type=int, default=200, help="test frames evaluated")
+    ap.add_argument("--data", default="data/test")
+    ap.add_argument("--root", default="runs/compare")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--only", nargs="*", default=list(VARIANTS))
+    ap.add_argument("--reuse", nargs="*", default=[],
+                    help="NAME=CHECKPOINT: evaluate an existing checkpoint instead of training")
+    args = ap.parse_args()
+    reuse = dict(r.split("=", 1) for r in args.reuse)
+    root = Path(args.root)
+    rows = []
+    for name in args.only:
+        run = root / name
+        if VARIANTS[name] is None:
+            model_arg, params = "energy", 0
+        else:
+            ckpt = Path(reuse.get(name, run / "checkpoint.pt"))
+            done = ckpt.exists() and torch.load(ckpt, map_location="cpu",
+                                                weights_only=True)["step"] >= args.budget
+            if not done and name not in reuse:
+                print(f"== training {name} for {args.budget} steps", flush=True)
+                train(variant_config(name), out=run, steps=args.schedule,
+                      stop_at=args.budget, resume=ckpt.exists(), progress=False,
+                      threads=args.threads)
+            cfg = torch.load(ckpt, map_location="cpu", weights_only=True)["config"]
+            model_arg, params = str(ckpt), count_parameters(build_model(cfg))
+        out = run / "eval"
+        if not (out / "metrics.json").exists():
+            print(f"== evaluating {name}", flush=True)
+            subprocess.run([sys.executable, "-m", "gr_specdiff.cli", "eval", "--model", model_arg,
+                            "--data", args.data, "--frames", str(args.frames), "--out", str(out),
+                            "--sweep-steps", "--threads", str(args.threads)], check=True,
+                           stdout=subprocess.DEVNULL)
+        rep = json.loads((out / "metrics.json").read_text())
+        rows.append((name, params, rep))
+    print(f"\nequal budget: {args.budget} steps x 8 frames (LR schedule of {args.schedule} "
+          f"steps), test frames: {args.frames} of {args.data}, CPU {args.threads} threads")
+    print("| model | params | mean acc | mean IoU | IoU noise / NR / LTE / radar | "
+          "occupancy IoU | ms/frame |")
+    print("|---|---|---|---|---|---|---|")
+    for name, params, rep in rows:
+        m = rep["metrics"]
+        if VARIANTS[name] is None:  # occupancy only: its class metrics mean nothing
+            acc = iou = per_class = "–"
+        else:
+            acc, iou = f"{100 * m['mean_accuracy']:.2f}", f"{100 * m['mean_iou']:.2f}"
+            per_class = " / ".join(f"{100 * (v or 0):.1f}" for v in m["per_class_iou"].values())
+        print(f"| {name} | {params / 1e6:.2f} M | {acc} | {iou} | {per_class} | "
+              f"{100 * occupancy_iou(m['confusion_matrix']):.2f} | "
+              f"{rep['latency']['ms_per_frame']:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
