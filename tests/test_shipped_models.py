@@ -3,9 +3,9 @@
 
 A broken, truncated or untrained model can never ship silently: the sha256 in the card must
 match the file, and the model must segment freshly generated high-SNR NR + LTE + radar scenes
-(seeds never used for training) at each sample rate its card claims, with a mean IoU above
-``MIN_MEAN_IOU`` (justified in docs/RESULTS.md: an untrained model scores below 0.1, a
-noise-only guesser 0.21 (the noise class IoU / 4)).
+(seeds never used for training) at its highest, lowest and a middle sample rate, with a mean
+IoU above ``MIN_MEAN_IOU``. Measured on these three scenes (docs/RESULTS.md): the shipped
+default model 0.654, a randomly initialised one 0.119, an "all noise" guess 0.169.
 """
 
 from pathlib import Path
@@ -20,9 +20,13 @@ from gr_specdiff.scene import LTESpec, NRSpec, RadarSpec, SceneSpec, generate
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 SHIPPED = sorted(MODELS.glob("specdiff_*.yaml"))
-MIN_MEAN_IOU = 0.55
+MIN_MEAN_IOU = 0.5
 SNR_DB = 20.0
 SCENE_SEEDS = (901, 902, 903)
+#: Narrow carriers, so NR, LTE and radar all fit even at 15.36 MS/s.
+SCENE = SceneSpec(nr=[NRSpec(snr_db=SNR_DB, params={"scs_khz": 30, "bw_mhz": 10})],
+                  lte=[LTESpec(snr_db=SNR_DB, params={"bw_mhz": 3})],
+                  radar=[RadarSpec(snr_db=SNR_DB)])
 
 
 def test_a_default_model_ships():
@@ -46,12 +50,10 @@ def test_card_matches_file(shipped):
 def test_segments_fresh_high_snr_scene(shipped):
     rates = sorted(set(shipped.sample_rates))
     cm = np.zeros((4, 4), np.int64)
-    for i, seed in enumerate(SCENE_SEEDS):
-        rate = rates[i % len(rates)]
-        spec = SceneSpec(nr=[NRSpec(snr_db=SNR_DB)], lte=[LTESpec(snr_db=SNR_DB)],
-                         radar=[RadarSpec(snr_db=SNR_DB)])
+    for seed, rate in zip(SCENE_SEEDS, (rates[-1], rates[0], rates[len(rates) // 2])):
         scene = generate(np.random.default_rng(seed), sample_rate=rate,
-                         frame_seconds=shipped.frame_seconds, spec=spec)
+                         frame_seconds=shipped.frame_seconds, spec=SCENE)
+        assert {s.kind for s in scene.signals} == {"NR", "LTE", "radar"}
         class_map, confidence = shipped(scene.features())
         assert class_map.shape == (1, 256, 256) and confidence.shape == (1, 256, 256)
         cm += confusion_matrix(class_map[0], scene.class_map)

@@ -142,6 +142,11 @@ def _markdown(report: dict) -> str:
                 f"| {b['snr_lo']:.0f}..{b['snr_hi']:.0f} | {b['frames']} | "
                 f"{_pct(b['mean_accuracy'])} | {_pct(b['mean_iou'])} |"
             )
+    if report.get("per_rate"):
+        lines += ["", "| sample rate (MS/s) | frames | mean acc | mean IoU |", "|---|---|---|---|"]
+        for r in report["per_rate"]:
+            lines.append(f"| {r['sample_rate'] / 1e6:g} | {r['frames']} | "
+                         f"{_pct(r['mean_accuracy'])} | {_pct(r['mean_iou'])} |")
     if report.get("vs_steps"):
         lines += ["", "| steps K | mean acc | mean IoU | ms/frame |", "|---|---|---|---|"]
         for r in report["vs_steps"]:
@@ -177,25 +182,35 @@ def evaluate(
     max_frames: int | None = None,
     batch: int = 8,
     snr_edges=(-20, -10, -5, 0, 5, 10, 15, 20, 30, 50),
+    gallery_snrs=(-10, 0, 10, 20),
 ) -> dict:
-    """Metrics of ``run_fn`` on ``ds``, overall and per SNR bin; gallery frames kept aside."""
+    """Metrics of ``run_fn`` on ``ds``: overall, per SNR bin and per sample rate. The gallery
+    keeps the first frame within 3 dB of each of ``gallery_snrs`` (the paper's Fig. 4)."""
     n = len(ds) if max_frames is None else min(len(ds), max_frames)
     indices = list(range(n))
     cm_total = np.zeros((4, 4), dtype=np.int64)
     per_bin: dict[int, np.ndarray] = {}
     bin_frames: dict[int, int] = {}
-    gallery = []
+    per_rate: dict[float, np.ndarray] = {}
+    rate_frames: dict[float, int] = {}
+    gallery: dict[int, tuple] = {}
     t0 = time.perf_counter()
     for i, feat, lab, cls in predict_dataset(run_fn, ds, indices, batch):
         cm = confusion_matrix(cls, lab)
         cm_total += cm
-        snr = _frame_snr(_dataset_meta(ds, i))
+        meta = _dataset_meta(ds, i)
+        snr = _frame_snr(meta)
         if snr is not None:
             b = int(np.clip(np.searchsorted(snr_edges, snr) - 1, 0, len(snr_edges) - 2))
             per_bin[b] = per_bin.get(b, np.zeros((4, 4), dtype=np.int64)) + cm
             bin_frames[b] = bin_frames.get(b, 0) + 1
-        if len(gallery) < 6:
-            gallery.append((feat, lab, cls))
+            for target in gallery_snrs:
+                if target not in gallery and abs(snr - target) <= 3:
+                    gallery[target] = (feat, lab, cls)
+        rate = meta.get("sample_rate")
+        if rate:
+            per_rate[rate] = per_rate.get(rate, np.zeros((4, 4), dtype=np.int64)) + cm
+            rate_frames[rate] = rate_frames.get(rate, 0) + 1
     elapsed = time.perf_counter() - t0
     curves = []
     for b in sorted(per_bin):
@@ -210,12 +225,19 @@ def evaluate(
                 "per_class_iou": m["per_class_iou"],
             }
         )
+    rates = []
+    for rate in sorted(per_rate, reverse=True):
+        m = metrics_from_confusion(per_rate[rate])
+        rates.append({"sample_rate": float(rate), "frames": rate_frames[rate],
+                      "mean_accuracy": m["mean_accuracy"], "mean_iou": m["mean_iou"],
+                      "per_class_iou": m["per_class_iou"]})
     return {
         "metrics": metrics_from_confusion(cm_total),
         "frames": n,
         "per_snr": curves,
+        "per_rate": rates,
         "seconds": elapsed,
-        "_gallery": gallery,
+        "_gallery": [gallery[k] for k in sorted(gallery)],
     }
 
 

@@ -85,6 +85,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; models are read by other users/installs
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
