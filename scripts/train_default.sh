@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The whole recipe of the shipped default model, one command, resumable at every stage:
 #   scripts/train_default.sh            # datasets (skipped when complete), train, export, eval
-#   STEPS=20000 scripts/train_default.sh   (default 7000 steps of 8 frames, ~1.3 h on 2 cores)
+#   STEPS=20000 scripts/train_default.sh   (default 6000 steps of 8 frames, ~1 h on 2 idle cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-steps=${STEPS:-7000}
+steps=${STEPS:-6000}
 # Short OpenMP spin before sleeping: with libgomp's default spin, 2 threads on 2 shared cores
 # lose most of their time at barriers whenever another process runs (measured 0.65 -> 3.7 s per
 # step); fully passive waits cost 35 % on an idle machine. 20k spins keeps both cases fast.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gr_specdiff import CLASSES, IGNORE
+from gr_specdiff import CLASS_COLORS, CLASSES, IGNORE, IGNORE_COLOR
 
 
 def confusion_matrix(pred, target, n_classes: int = 4, ignore_index: int = IGNORE) -> np.ndarray:
@@ -206,7 +206,7 @@ def evaluate(
             bin_frames[b] = bin_frames.get(b, 0) + 1
             for target in gallery_snrs:
                 if target not in gallery and abs(snr - target) <= 3:
-                    gallery[target] = (feat, lab, cls)
+                    gallery[target] = (feat, lab, cls, snr)
         rate = meta.get("sample_rate")
         if rate:
             per_rate[rate] = per_rate.get(rate, np.zeros((4, 4), dtype=np.int64)) + cm
@@ -222,6 +222,7 @@ def evaluate(
                 "frames": bin_frames[b],
                 "mean_accuracy": m["mean_accuracy"],
                 "mean_iou": m["mean_iou"],
+                "per_class_accuracy": m["per_class_accuracy"],
                 "per_class_iou": m["per_class_iou"],
             }
         )
@@ -254,10 +255,11 @@ def measure_latency(run_fn, shape=(3, 256, 256), batch: int = 1, repeats: int = 
 
 
 def _colorize(cls: np.ndarray) -> np.ndarray:
-    palette = np.array(
-        [[0.05, 0.05, 0.1], [0.1, 0.6, 1.0], [1.0, 0.75, 0.1], [1.0, 0.2, 0.3]], dtype=np.float32
-    )
-    out = np.ones((*cls.shape, 3), dtype=np.float32)
+    """Class map -> RGB with the package palette (noise dark, IGNORE yellow)."""
+    palette = np.array([CLASS_COLORS[c] for c in range(4)], np.float32) / 255
+    palette[0] = (0.05, 0.05, 0.1)
+    out = np.empty((*cls.shape, 3), dtype=np.float32)
+    out[:] = np.array(IGNORE_COLOR, np.float32) / 255
     valid = cls < 4
     out[valid] = palette[cls[valid]]
     return out
@@ -270,18 +272,25 @@ def write_plots(report: dict, gallery, out: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     written = []
-    if report.get("per_snr"):
-        fig, ax = plt.subplots(figsize=(6, 4))
-        mids = [(b["snr_lo"] + b["snr_hi"]) / 2 for b in report["per_snr"]]
-        for key, label in (("mean_accuracy", "mean accuracy"), ("mean_iou", "mean IoU")):
-            ax.plot(mids, [b[key] or np.nan for b in report["per_snr"]], "o-", label=label)
-        ax.set_xlabel("SNR (dB)")
-        ax.set_ylabel("score")
-        ax.set_ylim(0, 1)
-        ax.grid(alpha=0.3)
-        ax.legend()
+    if report.get("per_snr"):  # the paper's Fig. 2: per-class accuracy and IoU vs SNR
+        bins = report["per_snr"]
+        mids = [(b["snr_lo"] + b["snr_hi"]) / 2 for b in bins]
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+        for ax, kind, mean_key in zip(axes, ("accuracy", "IoU"), ("mean_accuracy", "mean_iou")):
+            per_class = f"per_class_{kind.lower()}"
+            for c, name in enumerate(CLASSES):
+                vals = [(b.get(per_class) or {}).get(name) for b in bins]
+                ax.plot(mids, [np.nan if v is None else v for v in vals], "o-", label=name,
+                        color=np.array(CLASS_COLORS[c]) / 255 if c else "0.5")
+            ax.plot(mids, [b[mean_key] or np.nan for b in bins], "k--", label=f"mean {kind}")
+            ax.set_xlabel("in-band SNR (dB, mean over the frame's signals)")
+            ax.set_title(f"{kind} vs SNR")
+            ax.set_ylim(0, 1)
+            ax.grid(alpha=0.3)
+        axes[0].set_ylabel("score")
+        axes[1].legend(loc="lower right")
         fig.tight_layout()
-        fig.savefig(out / "per_snr.png", dpi=120)
+        fig.savefig(out / "per_snr.png", dpi=110)
         plt.close(fig)
         written.append("per_snr.png")
     if report.get("vs_steps"):
@@ -316,11 +325,12 @@ def write_plots(report: dict, gallery, out: Path) -> list[str]:
     if gallery:
         n = len(gallery)
         fig, axes = plt.subplots(n, 3, figsize=(9, 3 * n), squeeze=False)
-        for r, (feat, lab, cls) in enumerate(gallery):
-            axes[r, 0].imshow(np.clip(np.transpose(feat, (1, 2, 0)), 0, 1), aspect="auto")
+        for r, (feat, lab, cls, snr) in enumerate(gallery):
+            axes[r, 0].imshow(feat[1], aspect="auto", cmap="gray", vmin=0, vmax=1)
+            axes[r, 0].text(4, 20, f"SNR {snr:+.0f} dB", color="w", fontsize=9)
             axes[r, 1].imshow(_colorize(lab), aspect="auto")
             axes[r, 2].imshow(_colorize(cls), aspect="auto")
-            for c, title in enumerate(("input", "truth", "prediction")):
+            for c, title in enumerate(("input (peak power)", "truth", "prediction")):
                 axes[r, c].set_title(title if r == 0 else "")
                 axes[r, c].axis("off")
         fig.tight_layout()
