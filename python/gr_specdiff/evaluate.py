@@ -135,25 +135,23 @@ def _markdown(report: dict) -> str:
     lines.append("|---" * (len(names) + 1) + "|")
     for n, row in zip(names, m["confusion_matrix"]):
         lines.append(f"| {n} | " + " | ".join(str(v) for v in row) + " |")
-    if report.get("per_snr"):
-        lines += ["", "| SNR bin (dB) | frames | mean acc | mean IoU |", "|---|---|---|---|"]
-        for b in report["per_snr"]:
-            lines.append(
-                f"| {b['snr_lo']:.0f}..{b['snr_hi']:.0f} | {b['frames']} | "
-                f"{_pct(b['mean_accuracy'])} | {_pct(b['mean_iou'])} |"
-            )
-    if report.get("per_rate"):
-        lines += ["", "| sample rate (MS/s) | frames | mean acc | mean IoU |", "|---|---|---|---|"]
-        for r in report["per_rate"]:
-            lines.append(f"| {r['sample_rate'] / 1e6:g} | {r['frames']} | "
-                         f"{_pct(r['mean_accuracy'])} | {_pct(r['mean_iou'])} |")
-    if report.get("vs_steps"):
-        lines += ["", "| steps K | mean acc | mean IoU | ms/frame |", "|---|---|---|---|"]
-        for r in report["vs_steps"]:
-            lines.append(
-                f"| {r['steps']} | {_pct(r['mean_accuracy'])} | {_pct(r['mean_iou'])} | "
-                f"{r['ms_per_frame']:.1f} |"
-            )
+    # Breakdowns: (report key, first column title, first column text, extra column).
+    breakdowns = (
+        ("per_snr", "SNR bin (dB) | frames", lambda b: f"{b['snr_lo']:.0f}..{b['snr_hi']:.0f} | "
+         f"{b['frames']}", None),
+        ("per_rate", "sample rate (MS/s) | frames",
+         lambda r: f"{r['sample_rate'] / 1e6:g} | {r['frames']}", None),
+        ("vs_steps", "steps K", lambda r: f"{r['steps']}", "ms_per_frame"),
+    )
+    for key, title, first, extra in breakdowns:
+        if not report.get(key):
+            continue
+        head = f"| {title} | mean acc | mean IoU |" + (" ms/frame |" if extra else "")
+        lines += ["", head, "|---" * head.count(" | ") + "|---|"]
+        for r in report[key]:
+            tail = f" {r[extra]:.1f} |" if extra else ""
+            lines.append(f"| {first(r)} | {_pct(r['mean_accuracy'])} | {_pct(r['mean_iou'])} |"
+                         + tail)
     return "\n".join(lines) + "\n"
 
 
