@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
 # The datasets behind the shipped models (docs/RESULTS.md). Resumable: rerun to continue.
-#   scripts/make_datasets.sh [TRAIN_FRAMES] [VAL_FRAMES] [TEST_FRAMES] [WORKERS]
+#   scripts/make_datasets.sh            # realistic protocol: val, train (stage 1), train_big
+#                                       # (stage 2, seed 1), test (fixed TEST_SEED)
+#   scripts/make_datasets.sh paper      # the seed authors' protocol (preset paper, 61.44 MS/s)
+# Frame counts: TRAIN=3000 TRAIN_BIG=12000 VAL=200 TEST=2000 WORKERS=2 (environment).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-train=${1:-3000} val=${2:-200} test=${3:-400} workers=${4:-2}
+workers=${WORKERS:-2}
+gen() { .venv/bin/specdiff datagen --no-progress --workers "$workers" --frames-per-shard 50 "$@"; }
+if [ "${1:-realistic}" = paper ]; then
+  gen --preset paper --frames "${TRAIN:-3000}" --split train --out data/paper_train
+  gen --preset paper --frames "${VAL:-200}" --split val --out data/paper_val
+  gen --preset paper --frames "${TEST:-1000}" --split test --out data/paper_test
+  exit 0
+fi
 rates="61.44e6 30.72e6 20e6 19.2e6 15.36e6"
-gen() { .venv/bin/specdiff datagen --no-progress --workers "$workers" --rate $rates \
-          --frames-per-shard 50 "$@"; }
-gen --frames "$val" --split val --out data/val
-gen --frames "$train" --split train --out data/train
-gen --frames "$test" --split test --out data/test
+gen --rate $rates --frames "${VAL:-200}" --split val --out data/val
+gen --rate $rates --frames "${TRAIN:-3000}" --split train --out data/train
+gen --rate $rates --frames "${TRAIN_BIG:-12000}" --split train --seed 1 --out data/train_big
+gen --rate $rates --frames "${TEST:-2000}" --split test --out data/test

@@ -145,3 +145,24 @@ def test_timestep_embedding():
     assert e.shape == (2, 8)
     torch.testing.assert_close(e[0], torch.tensor([1.0] * 4 + [0.0] * 4))
     assert F.pad(e, (0, 0)).dtype == torch.float32
+
+
+def test_config_inheritance(tmp_path):
+    """``base:`` inherits a config and overrides key by key; loops and bad files are refused."""
+    lite, ft = load_config("lite"), load_config("default_finetune")
+    assert ft["model"] == lite["model"]  # the fine-tune trains the very network it loads
+    assert ft["diffusion"]["steps"] == 1 and ft["diffusion"]["order"] == lite["diffusion"]["order"]
+    assert ft["data"]["val_dir"] == load_config("default")["data"]["val_dir"]
+    child = tmp_path / "child.yaml"
+    child.write_text("base: lite\ntrain: {lr: 0.5}\n")
+    cfg = load_config(child)
+    assert cfg["train"]["lr"] == 0.5 and cfg["train"]["ema"] == lite["train"]["ema"]
+    assert "base" not in cfg
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("base: loop.yaml\n")
+    with pytest.raises(ValueError, match="inherits from itself"):
+        load_config(loop)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- a list\n")
+    with pytest.raises(ValueError, match="not a YAML mapping"):
+        load_config(bad)

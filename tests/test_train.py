@@ -135,3 +135,51 @@ def test_stop_at_keeps_the_long_schedule(tmp_path):
     lines = [json.loads(s) for s in (run / "metrics.jsonl").read_text().splitlines()]
     lr6 = [r["lr"] for r in lines if r["kind"] == "train" and r["step"] == 6][0]
     assert lr6 == pytest.approx(_lr_at(5, float(cfg["train"]["lr"]), 2, 100))
+
+
+def test_t_max_fraction_trains_the_first_sampler_step():
+    """``loss.t_max_fraction`` puts that share of the batch at the sampler's first timestep."""
+    cfg = load_config("tiny")
+    model = build_model(cfg)
+    sched = NoiseSchedule()
+    seen = []
+    denoise = model.denoise
+    model.denoise = lambda ft, t, cond: seen.append(t.clone()) or denoise(ft, t, cond)
+    x, y = _batch(4)
+    g = torch.Generator().manual_seed(3)
+    compute_losses(model, sched, x, y, {**cfg["loss"], "t_max_fraction": 0.5}, generator=g)
+    compute_losses(model, sched, x, y, cfg["loss"], generator=torch.Generator().manual_seed(3))
+    half, uniform = seen
+    assert half[:2].tolist() == [sched.t_max] * 2
+    assert half[2:].tolist() == uniform[2:].tolist()  # the rest keeps its uniform draw
+    assert sched.t_max not in uniform.tolist()
+
+
+def test_init_from_checkpoint_and_export(tmp_path):
+    """A new run starts from a checkpoint's EMA weights or an exported model's weights; a
+    model of another config is refused with a message naming the mismatch."""
+    from gr_specdiff.model.export import export_model
+    from gr_specdiff.train import initial_weights
+
+    cfg = load_config("tiny")
+    cfg["data"].update(dir="synthetic", synthetic_frames=8, val_fraction=0.25)
+    cfg["train"].update(steps=3, val_every=1000, ckpt_every=1000, log_every=1, warmup=1)
+    train(cfg, out=tmp_path / "a", progress=False, threads=1)
+    ema = load_checkpoint(tmp_path / "a" / "checkpoint.pt")["ema"]
+    model = build_model(cfg)
+    for k, v in initial_weights(tmp_path / "a" / "checkpoint.pt", model).items():
+        torch.testing.assert_close(v, ema[k])
+    model.load_state_dict(ema)
+    pipe = build_pipeline(model.eval(), cfg, image_size=64)
+    export_model(pipe, tmp_path / "m", {"name": "m", "sample_rates": [61.44e6]})
+    fresh = build_model(cfg)
+    for k, v in initial_weights(tmp_path / "m.yaml", fresh).items():
+        torch.testing.assert_close(v, ema[k])
+    # The run itself: step 0 of the new run holds the loaded weights, its schedule is fresh.
+    res = train(cfg, out=tmp_path / "b", progress=False, threads=1, stop_at=1,
+                init_from=tmp_path / "m.yaml")
+    assert res["step"] == 1
+    other = load_config("tiny")
+    other["model"]["unet_channels"] = [c * 2 for c in other["model"]["unet_channels"]]
+    with pytest.raises(ValueError, match="does not fit this config"):
+        initial_weights(tmp_path / "m.yaml", build_model(other))

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Training of SpecDiff: hybrid loss, EMA, validation, resumable checkpoints, DDP.
 
-Loss (per batch; ``t`` uniform in ``0..T-1``, ``eps ~ N(0, I)``)::
+Loss (per batch; ``t`` uniform in ``0..T-1`` except a ``t_max_fraction`` share of the batch
+at the sampler's first timestep ``t_max``, ``eps ~ N(0, I)``)::
 
     F_0 = mask_to_latent(labels)                 (fixed projection, see specdiff.py)
     F_t = alpha_t F_0 + sigma_t eps              (eq. 7)
@@ -202,7 +203,12 @@ def compute_losses(
     cond, s1, s2, s3 = model.encode(x)
     f0 = model.latent(labels, IGNORE)
     b = x.shape[0]
-    t = torch.randint(0, schedule.T, (b,), generator=generator).to(x.device)
+    t = torch.randint(0, schedule.T, (b,), generator=generator)
+    # The first sampler step (t_max) is the only one a K=1 sampler takes; uniform t gives it
+    # ~1/T of the training signal, so a fixed share of each batch can be spent there.
+    n_first = round(float(loss_cfg.get("t_max_fraction", 0.0)) * b)
+    t[:n_first] = schedule.t_max
+    t = t.to(x.device)
     eps = torch.randn(f0.shape, generator=generator).to(x.device)
     ft, alpha, sigma = schedule.add_noise(f0, t, eps)
     out = model.denoise(ft, t.float(), cond)
@@ -292,6 +298,28 @@ def load_checkpoint(path: str | Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def initial_weights(path: str | Path, model: nn.Module) -> dict:
+    """``model``'s state dict taken from a training checkpoint (its EMA weights) or from an
+    exported TorchScript SpecDiff (``.ts``/``.yaml``; its encoder/denoiser/decoder are the
+    model's own submodules). Raises ValueError naming what does not fit."""
+    p = Path(path)
+    if p.suffix == ".pt":
+        sd = load_checkpoint(p)["ema"]
+    else:
+        from gr_specdiff.model.export import load_model
+
+        sd = load_model(p).module.state_dict()
+    want = model.state_dict()
+    missing = [k for k in want if k not in sd]
+    wrong = [k for k in want if k in sd and sd[k].shape != want[k].shape]
+    if missing or wrong:
+        raise ValueError(
+            f"{path} does not fit this config's model: {len(missing)} missing tensors "
+            f"{missing[:3]}, {len(wrong)} of another shape {wrong[:3]}; train with the config "
+            "the model was built from (its card's model section)")
+    return {k: sd[k] for k in want}
+
+
 # ----------------------------------------------------------------------------- validation
 
 
@@ -359,12 +387,15 @@ def train(
     progress: bool = True,
     threads: int | None = None,
     stop_at: int | None = None,
+    init_from: str | Path | None = None,
 ) -> dict:
     """Train; returns the last validation metrics (plus ``step``, ``run``).
 
     ``stop_at`` ends this invocation after that optimizer step (validated and checkpointed)
     while the learning-rate schedule still spans ``steps``: equal-budget comparisons and
-    runs split over several sessions (continue with ``resume``)."""
+    runs split over several sessions (continue with ``resume``). ``init_from`` starts a new
+    run (not a resumed one) from the weights of a checkpoint or an exported SpecDiff model:
+    fine-tuning on new data or with a new recipe."""
     cfg = load_config(config)
     tcfg, dcfg, lcfg = cfg["train"], cfg["data"], cfg["loss"]
     if data is not None:
@@ -437,8 +468,14 @@ def train(
         best = float(ck.get("best", -1.0))
         if is_main:
             log.info("resumed from %s at step %d", ckpt_path, step)
-    elif resume and is_main:
-        log.info("--resume: no checkpoint in %s, starting fresh", run)
+    else:
+        if resume and is_main:
+            log.info("--resume: no checkpoint in %s, starting fresh", run)
+        if init_from is not None:
+            model.load_state_dict(initial_weights(init_from, model))
+            ema = EMA(model, float(tcfg.get("ema", 0.999)))
+            if is_main:
+                log.info("initialised from %s", init_from)
     net: nn.Module = HybridLoss(model, schedule, lcfg, class_weights, clip)
     if distributed:
         net = nn.parallel.DistributedDataParallel(

@@ -24,6 +24,9 @@ def register(subparsers) -> None:
     p.add_argument("--stop-at", type=int, default=None,
                    help="stop after this step (checkpointed) while the LR schedule spans --steps")
     p.add_argument("--resume", action="store_true", help="continue from RUN/checkpoint.pt")
+    p.add_argument("--init-from", default=None, metavar="MODEL",
+                   help="start a new run from these weights: a checkpoint .pt (EMA weights) or "
+                        "an exported SpecDiff (.ts/.yaml) built from the same config")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
@@ -40,6 +43,6 @@ def _main(args: argparse.Namespace) -> int:
     out = args.out or f"runs/{cfg.get('name', 'specdiff')}"
     res = train(cfg, data=args.data, out=out, steps=args.steps, resume=args.resume,
                 device=args.device, progress=not args.no_progress, threads=args.threads,
-                stop_at=args.stop_at)
+                stop_at=args.stop_at, init_from=args.init_from)
     print(json.dumps(res, indent=2))
     return 0

@@ -27,11 +27,30 @@ def config_path(name_or_path: str | Path) -> Path:
     return q
 
 
-def load_config(name_or_path: str | Path | dict) -> dict:
+def _merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(name_or_path: str | Path | dict, _chain: tuple = ()) -> dict:
+    """A config dict. ``base: NAME`` in a YAML inherits that config, overriding key by key
+    (nested sections merge), so a recipe states only what it changes."""
     if isinstance(name_or_path, dict):
         return copy.deepcopy(name_or_path)
-    cfg = yaml.safe_load(config_path(name_or_path).read_text())
-    if not isinstance(cfg, dict) or "model" not in cfg:
+    path = config_path(name_or_path)
+    if path in _chain:
+        raise ValueError(f"config {path} inherits from itself via {[str(p) for p in _chain]}")
+    cfg = yaml.safe_load(path.read_text())
+    if not isinstance(cfg, dict):
+        raise ValueError(f"config {name_or_path} is not a YAML mapping")
+    if "base" in cfg:
+        base = cfg.pop("base")
+        # A relative base path is relative to the inheriting file; a bare name is shipped.
+        ref = path.parent / base if str(base).endswith((".yaml", ".yml")) else base
+        cfg = _merge(load_config(ref, _chain + (path,)), cfg)
+    if "model" not in cfg:
         raise ValueError(f"config {name_or_path} has no 'model' section")
     cfg.setdefault("diffusion", {})
     cfg.setdefault("loss", {})
