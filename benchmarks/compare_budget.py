@@ -2,13 +2,16 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Equal-budget comparison (Tables I and II of docs/RESULTS.md) and print the table.
 
-Every learned model gets the same data (the `default` config's), the same optimizer settings
+Every learned model gets the same data (the base config's: ``--config default``, our realistic
+protocol, or ``--config paper_protocol``, the seed authors' recipe), the same optimizer settings
 and the same budget: ``--budget`` optimizer steps of 8 frames under the learning-rate schedule
 of a ``--schedule``-step run (``specdiff train --stop-at``), so none of them gets the benefit of
 an annealed learning rate that the others lack. The energy detector needs no training.
 
     .venv/bin/python benchmarks/compare_budget.py --budget 1000 --frames 200 \
         [--reuse specdiff=runs/default/step1000.pt] [--only unet_lite energy]
+    .venv/bin/python benchmarks/compare_budget.py --config paper_protocol --data data/paper_test \
+        --root runs/compare_paper --budget 1000 --schedule 1000 --frames 500
 
 Runs live in runs/compare/<name>/, evaluations in runs/compare/<name>/eval/ (resumable:
 a finished run or evaluation is not redone).
@@ -38,8 +41,8 @@ VARIANTS = {
 }
 
 
-def variant_config(name: str) -> dict:
-    cfg = load_config("default")
+def variant_config(name: str, base: str = "default") -> dict:
+    cfg = load_config(base)
     over = VARIANTS[name]
     if over.get("arch") == "unet":
         cfg["model"] = dict(over)
@@ -63,7 +66,9 @@ def main() -> int:
     ap.add_argument("--budget", type=int, default=1000, help="optimizer steps per model")
     ap.add_argument("--schedule", type=int, default=7000, help="LR schedule length in steps")
     ap.add_argument("--frames", type=int, default=200, help="test frames evaluated")
-    ap.add_argument("--data", default="data/test")
+    ap.add_argument("--config", default="default",
+                    help="base config: data, optimizer, sampler (default: default)")
+    ap.add_argument("--data", default="data/test", help="test split")
     ap.add_argument("--root", default="runs/compare")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", nargs="*", default=list(VARIANTS))
@@ -83,7 +88,7 @@ def main() -> int:
                                                 weights_only=True)["step"] >= args.budget
             if not done and name not in reuse:
                 print(f"== training {name} for {args.budget} steps", flush=True)
-                train(variant_config(name), out=run, steps=args.schedule,
+                train(variant_config(name, args.config), out=run, steps=args.schedule,
                       stop_at=args.budget, resume=ckpt.exists(), progress=False,
                       threads=args.threads)
             cfg = torch.load(ckpt, map_location="cpu", weights_only=True)["config"]
@@ -97,8 +102,9 @@ def main() -> int:
                            stdout=subprocess.DEVNULL)
         rep = json.loads((out / "metrics.json").read_text())
         rows.append((name, params, rep))
-    print(f"\nequal budget: {args.budget} steps x 8 frames (LR schedule of {args.schedule} "
-          f"steps), test frames: {args.frames} of {args.data}, CPU {args.threads} threads")
+    print(f"\nbase config {args.config}; equal budget: {args.budget} steps x 8 frames "
+          f"(LR schedule of {args.schedule} steps), test frames: {args.frames} of {args.data}, "
+          f"CPU {args.threads} threads")
     print("| model | params | mean acc | mean IoU | IoU noise / NR / LTE / radar | "
           "occupancy IoU | ms/frame |")
     print("|---|---|---|---|---|---|---|")
