@@ -183,3 +183,12 @@ def test_init_from_checkpoint_and_export(tmp_path):
     other["model"]["unet_channels"] = [c * 2 for c in other["model"]["unet_channels"]]
     with pytest.raises(ValueError, match="does not fit this config"):
         initial_weights(tmp_path / "m.yaml", build_model(other))
+
+
+def test_max_minutes_stops_validated_and_checkpointed(tmp_path):
+    cfg = load_config("tiny")
+    cfg["data"].update(dir="synthetic", synthetic_frames=8, val_fraction=0.25)
+    cfg["train"].update(steps=100, val_every=1000, ckpt_every=1000, log_every=1, warmup=2)
+    res = train(cfg, out=tmp_path, progress=False, threads=1, max_minutes=1e-9)
+    assert res["step"] == 1 and "mean_iou" in res
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 1

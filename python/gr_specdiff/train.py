@@ -388,6 +388,7 @@ def train(
     threads: int | None = None,
     stop_at: int | None = None,
     init_from: str | Path | None = None,
+    max_minutes: float | None = None,
 ) -> dict:
     """Train; returns the last validation metrics (plus ``step``, ``run``).
 
@@ -395,7 +396,8 @@ def train(
     while the learning-rate schedule still spans ``steps``: equal-budget comparisons and
     runs split over several sessions (continue with ``resume``). ``init_from`` starts a new
     run (not a resumed one) from the weights of a checkpoint or an exported SpecDiff model:
-    fine-tuning on new data or with a new recipe."""
+    fine-tuning on new data or with a new recipe. ``max_minutes`` ends the run (validated and
+    checkpointed) after that much wall time: a run that must fit a lease."""
     cfg = load_config(config)
     tcfg, dcfg, lcfg = cfg["train"], cfg["data"], cfg["loss"]
     if data is not None:
@@ -530,7 +532,8 @@ def train(
     ckpt_every = int(tcfg.get("ckpt_every", 500))
     grad_clip = float(tcfg.get("grad_clip", 0.0))
     epoch = 0
-    t_last = time.perf_counter()
+    t_last = t_start = time.perf_counter()
+    deadline = t_start + 60.0 * float(max_minutes) if max_minutes else math.inf
     model.train()
     while step < end_step:
         if sampler is not None:
@@ -554,6 +557,9 @@ def train(
             scaler.update()
             ema.update(model, step)
             step += 1
+            if time.perf_counter() > deadline and step < end_step:
+                end_step = step
+                log.info("--max-minutes %s reached: stopping at step %d", max_minutes, step)
             if pbar is not None:
                 pbar.update(1)
                 pbar.set_postfix(loss=f"{parts['total']:.3f}")

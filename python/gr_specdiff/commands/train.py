@@ -27,6 +27,8 @@ def register(subparsers) -> None:
     p.add_argument("--init-from", default=None, metavar="MODEL",
                    help="start a new run from these weights: a checkpoint .pt (EMA weights) or "
                         "an exported SpecDiff (.ts/.yaml) built from the same config")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop (validated, checkpointed) after this much wall time")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
@@ -43,6 +45,7 @@ def _main(args: argparse.Namespace) -> int:
     out = args.out or f"runs/{cfg.get('name', 'specdiff')}"
     res = train(cfg, data=args.data, out=out, steps=args.steps, resume=args.resume,
                 device=args.device, progress=not args.no_progress, threads=args.threads,
-                stop_at=args.stop_at, init_from=args.init_from)
+                stop_at=args.stop_at, init_from=args.init_from,
+                max_minutes=args.max_minutes)
     print(json.dumps(res, indent=2))
     return 0

@@ -51,8 +51,13 @@ def _member_memmap(path: Path, zf: zipfile.ZipFile, name: str) -> np.ndarray:
         n_extra = int.from_bytes(local[28:30], "little")
         start = info.header_offset + 30 + n_name + n_extra
         f.seek(start)
-        version = np.lib.format.read_magic(f)
-        shape, fortran, dtype = np.lib.format._read_array_header(f, version)
+        # Public header readers (numpy 1.x and 2.x); an unknown format version loads normally.
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}.get(
+                           np.lib.format.read_magic(f))
+        if read_header is None:
+            return np.load(zf.open(name))
+        shape, fortran, dtype = read_header(f)
         offset = f.tell()
     if dtype.hasobject or fortran:
         return np.load(zf.open(name))
