@@ -86,3 +86,27 @@ def test_eval_cli_writes_report(tmp_path):
                  "--out", str(tmp_path / "energy")]) == 0
     rep = json.loads((tmp_path / "energy" / "metrics.json").read_text())
     assert 0 <= rep["occupancy_iou"]["mean"] <= 1
+
+
+def test_per_snr_bins_keep_noise_free_frames_apart():
+    """Noise-free frames (the paper protocol records 100 dB) land in an open last bin of their
+    own, reported as such, not mixed into the 30..50 dB bin."""
+    from gr_specdiff.evaluate import _markdown, evaluate
+
+    class Frames:
+        snrs = [100.0, 35.0, -8.0]
+
+        def __len__(self):
+            return len(self.snrs)
+
+        def __getitem__(self, i):
+            return np.zeros((3, 8, 8), np.float32), np.full((8, 8), i % 4, np.int64), i
+
+        def meta(self, i):
+            return {"snr_db": self.snrs[i]}
+
+    rep = evaluate(lambda x: (np.zeros((len(x), 8, 8), np.uint8), None), Frames(), batch=2)
+    bins = {(b["snr_lo"], b["snr_hi"]): b["frames"] for b in rep["per_snr"]}
+    assert bins == {(-10.0, -5.0): 1, (30.0, 50.0): 1, (50.0, None): 1}
+    header = {"model": "zeros", "data": "frames", "latency": {"batch": 2, "ms_per_frame": 1.0}}
+    assert ">= 50 (noise-free) | 1" in _markdown({**rep, **header})

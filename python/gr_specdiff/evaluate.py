@@ -11,6 +11,7 @@ the means (``nanmean``).
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -137,8 +138,9 @@ def _markdown(report: dict) -> str:
         lines.append(f"| {n} | " + " | ".join(str(v) for v in row) + " |")
     # Breakdowns: (report key, first column title, first column text, extra column).
     breakdowns = (
-        ("per_snr", "SNR bin (dB) | frames", lambda b: f"{b['snr_lo']:.0f}..{b['snr_hi']:.0f} | "
-         f"{b['frames']}", None),
+        ("per_snr", "SNR bin (dB) | frames", lambda b: (
+            f"{b['snr_lo']:.0f}..{b['snr_hi']:.0f}" if b["snr_hi"] is not None
+            else f">= {b['snr_lo']:.0f} (noise-free)") + f" | {b['frames']}", None),
         ("per_rate", "sample rate (MS/s) | frames",
          lambda r: f"{r['sample_rate'] / 1e6:g} | {r['frames']}", None),
         ("vs_steps", "steps K", lambda r: f"{r['steps']}", "ms_per_frame"),
@@ -179,11 +181,12 @@ def evaluate(
     ds,
     max_frames: int | None = None,
     batch: int = 8,
-    snr_edges=(-20, -10, -5, 0, 5, 10, 15, 20, 30, 50),
+    snr_edges=(-20, -10, -5, 0, 5, 10, 15, 20, 30, 50, math.inf),
     gallery_snrs=(-10, 0, 10, 20),
 ) -> dict:
     """Metrics of ``run_fn`` on ``ds``: overall, per SNR bin and per sample rate. The gallery
-    keeps the first frame within 3 dB of each of ``gallery_snrs`` (the paper's Fig. 4)."""
+    keeps the first frame within 3 dB of each of ``gallery_snrs`` (the paper's Fig. 4). The last
+    SNR bin is open (``snr_hi`` None): noise-free frames record an SNR of 100 dB."""
     n = len(ds) if max_frames is None else min(len(ds), max_frames)
     indices = list(range(n))
     cm_total = np.zeros((4, 4), dtype=np.int64)
@@ -216,7 +219,7 @@ def evaluate(
         curves.append(
             {
                 "snr_lo": float(snr_edges[b]),
-                "snr_hi": float(snr_edges[b + 1]),
+                "snr_hi": float(snr_edges[b + 1]) if math.isfinite(snr_edges[b + 1]) else None,
                 "frames": bin_frames[b],
                 "mean_accuracy": m["mean_accuracy"],
                 "mean_iou": m["mean_iou"],
@@ -271,7 +274,7 @@ def write_plots(report: dict, gallery, out: Path) -> list[str]:
 
     written = []
     if report.get("per_snr"):  # the paper's Fig. 2: per-class accuracy and IoU vs SNR
-        bins = report["per_snr"]
+        bins = [b for b in report["per_snr"] if b["snr_hi"] is not None]
         mids = [(b["snr_lo"] + b["snr_hi"]) / 2 for b in bins]
         fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
         for ax, kind, mean_key in zip(axes, ("accuracy", "IoU"), ("mean_accuracy", "mean_iou")):
