@@ -94,7 +94,7 @@ def test_per_snr_bins_keep_noise_free_frames_apart():
     from gr_specdiff.evaluate import _markdown, evaluate
 
     class Frames:
-        snrs = [100.0, 35.0, -8.0]
+        snrs = [100.0, 35.0, -8.0, -10.0, 30.0]
 
         def __len__(self):
             return len(self.snrs)
@@ -107,6 +107,6 @@ def test_per_snr_bins_keep_noise_free_frames_apart():
 
     rep = evaluate(lambda x: (np.zeros((len(x), 8, 8), np.uint8), None), Frames(), batch=2)
     bins = {(b["snr_lo"], b["snr_hi"]): b["frames"] for b in rep["per_snr"]}
-    assert bins == {(-10.0, -5.0): 1, (30.0, 50.0): 1, (50.0, None): 1}
+    assert bins == {(-10.0, -5.0): 2, (30.0, 50.0): 2, (50.0, None): 1}  # [lo, hi) bins
     header = {"model": "zeros", "data": "frames", "latency": {"batch": 2, "ms_per_frame": 1.0}}
     assert "| >= 50 | 1 |" in _markdown({**rep, **header})

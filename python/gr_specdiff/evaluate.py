@@ -203,7 +203,9 @@ def evaluate(
         meta = _dataset_meta(ds, i)
         snr = _frame_snr(meta)
         if snr is not None:
-            b = int(np.clip(np.searchsorted(snr_edges, snr) - 1, 0, len(snr_edges) - 2))
+            # [lo, hi) bins: the paper protocol's SNRs sit exactly on the edges (-10, 0, 10 ...).
+            b = int(np.clip(np.searchsorted(snr_edges, snr, side="right") - 1, 0,
+                            len(snr_edges) - 2))
             per_bin[b] = per_bin.get(b, np.zeros((4, 4), dtype=np.int64)) + cm
             bin_frames[b] = bin_frames.get(b, 0) + 1
             for target in gallery_snrs:
