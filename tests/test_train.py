@@ -158,7 +158,7 @@ def test_t_max_fraction_trains_the_first_sampler_step():
 def test_init_from_checkpoint_and_export(tmp_path):
     """A new run starts from a checkpoint's EMA weights or an exported model's weights; a
     model of another config is refused with a message naming the mismatch."""
-    from gr_specdiff.model.export import export_model
+    from gr_specdiff.model.export import export_model, load_model
     from gr_specdiff.train import initial_weights
 
     cfg = load_config("tiny")
@@ -179,6 +179,14 @@ def test_init_from_checkpoint_and_export(tmp_path):
     res = train(cfg, out=tmp_path / "b", progress=False, threads=1, stop_at=1,
                 init_from=tmp_path / "m.yaml")
     assert res["step"] == 1
+    init = load_checkpoint(tmp_path / "b" / "checkpoint.pt")["provenance"]["init_from"]
+    assert init["path"].endswith("m.ts") and len(init["sha256"]) == 64
+    from gr_specdiff.cli import main
+
+    assert main(["export", "--checkpoint", str(tmp_path / "b" / "checkpoint.pt"),
+                 "--out", str(tmp_path / "b2")]) == 0
+    card = load_model(tmp_path / "b2.yaml").card
+    assert card["training"]["initialised_from"] == init  # the model card names its parent
     other = load_config("tiny")
     other["model"]["unet_channels"] = [c * 2 for c in other["model"]["unet_channels"]]
     with pytest.raises(ValueError, match="does not fit this config"):

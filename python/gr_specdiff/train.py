@@ -298,6 +298,17 @@ def load_checkpoint(path: str | Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def _provenance(path: str | Path) -> dict:
+    """Where a run's initial weights came from: path, step/sha256 (for the model card)."""
+    p = Path(path)
+    if p.suffix == ".pt":
+        return {"path": str(p), "step": int(load_checkpoint(p).get("step", 0))}
+    from gr_specdiff.model.export import sha256_file
+
+    ts = p.with_suffix(".ts")
+    return {"path": str(ts), "sha256": sha256_file(ts)}
+
+
 def initial_weights(path: str | Path, model: nn.Module) -> dict:
     """``model``'s state dict taken from a training checkpoint (its EMA weights) or from an
     exported TorchScript SpecDiff (``.ts``/``.yaml``; its encoder/denoiser/decoder are the
@@ -460,6 +471,7 @@ def train(
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     step = 0
     best = -1.0
+    provenance: dict = {}
     ckpt_path = run / "checkpoint.pt"
     if resume and ckpt_path.exists():
         ck = load_checkpoint(ckpt_path)
@@ -468,6 +480,7 @@ def train(
         ema.load_state_dict(ck["ema"])
         step = int(ck["step"])
         best = float(ck.get("best", -1.0))
+        provenance = dict(ck.get("provenance") or {})
         if is_main:
             log.info("resumed from %s at step %d", ckpt_path, step)
     else:
@@ -475,6 +488,7 @@ def train(
             log.info("--resume: no checkpoint in %s, starting fresh", run)
         if init_from is not None:
             model.load_state_dict(initial_weights(init_from, model))
+            provenance["init_from"] = _provenance(init_from)
             ema = EMA(model, float(tcfg.get("ema", 0.999)))
             if is_main:
                 log.info("initialised from %s", init_from)
@@ -510,6 +524,7 @@ def train(
             "step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
             "ema": ema.state_dict(), "config": cfg, "version": CHECKPOINT_VERSION,
             "package_version": __version__, "best": best, "data_info": data_info,
+            "provenance": provenance,
         })
 
     def _validate() -> dict:

@@ -63,6 +63,8 @@ def _main(args: argparse.Namespace) -> int:
             "step": int(ckpt.get("step", 0)),
             "weights": key,
             "data": ckpt.get("data_info", {}),
+            **({"initialised_from": ckpt["provenance"]["init_from"]}
+               if (ckpt.get("provenance") or {}).get("init_from") else {}),
         }
     if args.seeds is not None:
         cfg.setdefault("diffusion", {})["seeds"] = args.seeds
