@@ -37,14 +37,18 @@ VARIANTS = {
     "specdiff_no_ff": {"use_ff": False},
     "specdiff_base": {"use_cp": False, "use_ff": False},  # the paper's ablation baseline
     "unet_lite": {"arch": "unet", "widths": [32, 64, 96, 160], "stem": 4},
+    # Needs torchvision, which does not import beside this machine's torch 2.13 CPU build: run
+    # it from a venv with torch 2.14.1 + torchvision 0.29.1 (PYTHONPATH=python), `--only deeplab`.
+    "deeplab": {"arch": "deeplab"},
     "energy": None,
 }
+DEFAULT_VARIANTS = [v for v in VARIANTS if v != "deeplab"]
 
 
 def variant_config(name: str, base: str = "default") -> dict:
     cfg = load_config(base)
     over = VARIANTS[name]
-    if over.get("arch") == "unet":
+    if over.get("arch") in ("unet", "deeplab"):
         cfg["model"] = dict(over)
     else:
         cfg["model"].update(over)
@@ -71,7 +75,7 @@ def main() -> int:
     ap.add_argument("--data", default="data/test", help="test split")
     ap.add_argument("--root", default="runs/compare")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--only", nargs="*", default=list(VARIANTS))
+    ap.add_argument("--only", nargs="*", default=DEFAULT_VARIANTS, choices=list(VARIANTS))
     ap.add_argument("--reuse", nargs="*", default=[],
                     help="NAME=CHECKPOINT: evaluate an existing checkpoint instead of training")
     args = ap.parse_args()
