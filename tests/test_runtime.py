@@ -162,6 +162,14 @@ def test_default_model_path_env(tmp_path, monkeypatch):
         rt.open_model(tmp_path / "nope.ts")
 
 
+def test_open_model_by_stem(tmp_path):
+    """``models/<name>`` works as it does for `specdiff eval`: the stem names the .ts + card."""
+    from runtime_fixtures import export_threshold_model
+
+    export_threshold_model(tmp_path / "m")
+    assert rt.open_model(tmp_path / "m", device="cpu").card["name"] == "test-threshold"
+
+
 def test_format_table_and_png(tmp_path):
     geo = sg.geometry(40_000, 1e6)
     cmap = np.zeros((256, 256), np.uint8)

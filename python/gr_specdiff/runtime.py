@@ -71,13 +71,13 @@ def open_model(path, device: str = "auto"):
     """Load an exported model; errors are ``ValueError`` (``ModelLoadError``) with the path."""
     if device not in ("auto", "cuda", "cpu"):
         raise ValueError(f"device must be auto, cuda or cpu, got {device!r}")
+    from gr_specdiff.model.export import load_model, model_files
+
     p = resolve_model_path(path)
-    if not p.exists():
+    if not p.exists() and not model_files(p)[0].exists():
         raise ValueError(
             f"model file {p} does not exist: pass a model path (e.g. models/<name>.ts made by "
             "`specdiff export`) or set $GR_SPECDIFF_MODELS")
-    from gr_specdiff.model.export import load_model
-
     return load_model(p, device=device)
 
 

@@ -73,7 +73,8 @@ def default_card(name: str) -> dict:
     }
 
 
-def _paths(path: str | Path) -> tuple[Path, Path]:
+def model_files(path: str | Path) -> tuple[Path, Path]:
+    """``(<stem>.ts, <stem>.yaml)`` for a model named by its stem, its .ts or its card."""
     p = Path(path)
     if p.suffix in (".ts", ".yaml", ".yml"):
         p = p.with_suffix("")
@@ -110,7 +111,7 @@ def export_model(module: torch.nn.Module, path: str | Path, card: dict) -> Path:
 
     ``card`` is merged over :func:`default_card`; ``sha256`` is computed here.
     """
-    ts_path, card_path = _paths(path)
+    ts_path, card_path = model_files(path)
     ts_path.parent.mkdir(parents=True, exist_ok=True)
     was_training = module.training
     module.eval()
@@ -181,7 +182,7 @@ class ExportedModel:
 
 
 def load_card(path: str | Path) -> dict:
-    _ts, card_path = _paths(path)
+    _ts, card_path = model_files(path)
     if not card_path.exists():
         raise ModelLoadError(
             f"model card {card_path} not found: a model is a .ts file plus its .yaml card; "
@@ -205,7 +206,7 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> Exporte
     On CPU this turns on ``torch.set_flush_denormal`` (process-wide): denormal activations in
     nearly-silent feature maps otherwise slow convolutions down by up to 5x.
     """
-    ts_path, card_path = _paths(path)
+    ts_path, card_path = model_files(path)
     if not ts_path.exists():
         raise ModelLoadError(
             f"model file {ts_path} not found; export one with `specdiff export` "
