@@ -182,3 +182,16 @@ def test_format_table_and_png(tmp_path):
              "padded": 0, "detections": [{**d.to_dict(1e9), "class": d.label} for d in dets]}
     png = rt.render_overlay_png(tmp_path / "x.png", [frame])
     assert png.stat().st_size > 1000
+
+
+def test_chunk_pacer_waits_only_for_what_the_buffer_has_held():
+    pacer = rt.ChunkPacer(61.44e6, seconds=1e-3)
+    assert pacer.delay(4096) == 0.0  # nothing larger seen yet: the buffer may be that small
+    assert pacer.delay(200_000) == 0.0  # behind: never pause
+    # The buffer has held 200k samples: gather 1 ms (61,440 samples) per call.
+    assert pacer.delay(1_440) == pytest.approx(60_000 / 61.44e6)
+    assert pacer.delay(61_440) == 0.0
+    small = rt.ChunkPacer(61.44e6)
+    small.delay(8192)  # an 8k-item buffer: aim for 3/4 of it, not for 1 ms of signal
+    assert small.delay(2048) == pytest.approx((0.75 * 8192 - 2048) / 61.44e6)
+    assert rt.ChunkPacer(0.0).delay(10) == 0.0  # rate unknown: no pacing

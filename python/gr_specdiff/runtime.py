@@ -275,6 +275,31 @@ class FrameBuffer:
         return done
 
 
+class ChunkPacer:
+    """How long a stream block should pause after a small ``work()`` call.
+
+    A Python block pays ~0.1-0.2 ms of gateway overhead per call and takes the GIL each time;
+    fed by a fast source it gets called ~10,000 times a second with a few thousand samples,
+    and that churn starved the inference thread 3-5x on 2 cores (docs/BENCHMARKS.md). Pausing
+    (GIL released) until about ``seconds`` of signal has accumulated cuts the call rate to
+    ~1,000/s. It never asks for more than 3/4 of the largest chunk ever seen, which the
+    upstream buffer has proved it can hold, so a small buffer never makes the source block.
+    """
+
+    def __init__(self, sample_rate: float, seconds: float = 1e-3):
+        self.sample_rate = float(sample_rate)
+        self.seconds = float(seconds)
+        self.max_chunk = 0
+
+    def delay(self, n: int) -> float:
+        """Seconds to pause after a call that was handed ``n`` samples."""
+        self.max_chunk = max(self.max_chunk, int(n))
+        if self.sample_rate <= 0 or self.seconds <= 0:
+            return 0.0
+        target = min(self.sample_rate * self.seconds, 0.75 * self.max_chunk)
+        return max(0.0, (target - n) / self.sample_rate)
+
+
 def pad_frame(iq, frame_len: int, seed: int = 0) -> np.ndarray:
     """Pad ``iq`` to ``frame_len`` samples with complex white noise at its own noise level.
 

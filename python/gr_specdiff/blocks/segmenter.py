@@ -5,9 +5,12 @@ See ``docs/BLOCKS.md`` for the message schema. Threading: ``general_work`` only 
 samples into frames; features and inference run on an :class:`InferenceWorker`. With
 ``policy='drop'`` work() never waits for the model (the oldest queued frame is dropped and
 counted); with ``policy='block'`` a full queue back-pressures the source (every frame is
-processed, deterministic playback). The worker posts to ``_wake`` after each frame so the
-scheduler runs work() again to emit stream outputs; the last input item stays unconsumed
-until no frame is in flight, so a finishing stream never strands queued frames.
+processed, deterministic playback). After a call with little or no new input, work() waits
+up to 1 ms (or until the next result), so that fast sources hand it larger chunks
+(``runtime.ChunkPacer``) and the scheduler does not spin on a held item. The worker
+posts to ``_wake`` after each frame so the scheduler runs work() again to emit stream
+outputs; the last input item stays unconsumed until no frame is in flight, so a finishing
+stream never strands queued frames.
 """
 
 from __future__ import annotations
@@ -114,6 +117,8 @@ class segmenter(gr.basic_block):
                                                       self.frame_seconds))
         else:  # samp_rate 0: wait for an rx_rate tag (SigMF / SDR sources send one)
             self._fb = None
+        self._pacer = rt.ChunkPacer(self.sample_rate)
+        self._progress = threading.Event()  # set by the worker after each frame
         self._t_ref, self._off_ref = 0.0, 0  # stream time of sample _off_ref
         self._frame_index = 0
         self._lock = threading.Lock()
@@ -210,6 +215,7 @@ class segmenter(gr.basic_block):
         """No-op: receiving a message makes the scheduler call general_work() again."""
 
     def _wake(self):
+        self._progress.set()
         try:
             self.to_basic_block()._post(self.WAKE_PORT, pmt.PMT_T)
         except Exception:  # noqa: BLE001 - flowgraph already torn down
@@ -296,6 +302,7 @@ class segmenter(gr.basic_block):
             return
         reason = rt.check_sample_rate(self.card, rate)
         self.sample_rate = rate
+        self._pacer.sample_rate = rate
         if reason and self.strict_rate:
             self.logger.error(f"{reason}; frames are skipped until the rate is supported")
             self._rate_ok = False
@@ -420,6 +427,15 @@ class segmenter(gr.basic_block):
         # stream does not end the block with frames still in flight.
         self._held = 1 if (n > 0 and (self._worker.pending() or self._pending_out())) else 0
         self.consume(0, n - self._held)
+        if n > skip:
+            pause = self._pacer.delay(n - skip)  # fewer, larger calls: see rt.ChunkPacer
+        else:
+            # Only the held item: the scheduler would call again at once, ~10,000 times a
+            # second, each call taking the GIL from the inference thread. Wait for a result.
+            pause = self._pacer.seconds if self._held else 0.0
+        if pause:
+            self._progress.wait(pause)  # GIL released; a result or a drop ends it early
+            self._progress.clear()
         return gr.WORK_CALLED_PRODUCE
 
     def _flush_partial(self):
