@@ -160,6 +160,7 @@ def main(argv=None):
                        stdout=subprocess.DEVNULL)
         model_path += ".ts"
     model = open_model(model_path, args.device)
+    model.warm_up()  # as the segmenter does when it loads a model itself
     native = sg.native_available() if hasattr(sg, "native_available") else False
     print(f"model {model_path} on {model.device}; front end "
           f"{'native' if native else 'numpy'}; {os.cpu_count()} CPU(s)")

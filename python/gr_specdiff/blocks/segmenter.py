@@ -178,6 +178,7 @@ class segmenter(gr.basic_block):
                 # and stalls the source (an SDR would overflow).
                 torch.set_num_threads(cores - 1)
                 self.logger.info(f"CPU inference on {cores - 1} of {cores} cores")
+        model.warm_up()
         return model
 
     @property
