@@ -10,6 +10,8 @@ an annealed learning rate that the others lack. The energy detector needs no tra
 
     .venv/bin/python benchmarks/compare_budget.py --budget 1000 --frames 200 \
         [--reuse specdiff=runs/default/step1000.pt] [--only unet_lite energy]
+    .venv/bin/python benchmarks/compare_budget.py --config default_finetune --root runs/compare_realistic \
+        --budget 1000 --schedule 1000 --frames 500
     .venv/bin/python benchmarks/compare_budget.py --config paper_protocol --data data/paper_test \
         --root runs/compare_paper --budget 1000 --schedule 1000 --frames 500
 
@@ -45,8 +47,12 @@ VARIANTS = {
 DEFAULT_VARIANTS = [v for v in VARIANTS if v != "deeplab"]
 
 
-def variant_config(name: str, base: str = "default") -> dict:
+def variant_config(name: str, base: str = "default", train_dir=None, val_dir=None) -> dict:
     cfg = load_config(base)
+    if train_dir:  # data generated elsewhere (scripts/gpu_session.sh)
+        cfg["data"]["dir"] = str(train_dir)
+    if val_dir:
+        cfg["data"]["val_dir"] = str(val_dir)
     over = VARIANTS[name]
     if over.get("arch") in ("unet", "deeplab"):
         cfg["model"] = dict(over)
@@ -74,6 +80,9 @@ def main() -> int:
                     help="base config: data, optimizer, sampler (default: default)")
     ap.add_argument("--data", default="data/test", help="test split")
     ap.add_argument("--root", default="runs/compare")
+    ap.add_argument("--train-data", help="training split (default: the config's)")
+    ap.add_argument("--val-data", help="validation split (default: the config's)")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or auto (training and eval)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", nargs="*", default=DEFAULT_VARIANTS, choices=list(VARIANTS))
     ap.add_argument("--reuse", nargs="*", default=[],
@@ -92,9 +101,10 @@ def main() -> int:
                                                 weights_only=True)["step"] >= args.budget
             if not done and name not in reuse:
                 print(f"== training {name} for {args.budget} steps", flush=True)
-                train(variant_config(name, args.config), out=run, steps=args.schedule,
-                      stop_at=args.budget, resume=ckpt.exists(), progress=False,
-                      threads=args.threads)
+                cfg = variant_config(name, args.config, args.train_data, args.val_data)
+                train(cfg, out=run, steps=args.schedule, stop_at=args.budget,
+                      resume=ckpt.exists(), progress=False, threads=args.threads,
+                      device=args.device)
             cfg = torch.load(ckpt, map_location="cpu", weights_only=True)["config"]
             model_arg, params = str(ckpt), count_parameters(build_model(cfg))
         out = run / "eval"
@@ -102,13 +112,14 @@ def main() -> int:
             print(f"== evaluating {name}", flush=True)
             subprocess.run([sys.executable, "-m", "gr_specdiff.cli", "eval", "--model", model_arg,
                             "--data", args.data, "--frames", str(args.frames), "--out", str(out),
-                            "--sweep-steps", "--threads", str(args.threads)], check=True,
+                            "--sweep-steps", "--threads", str(args.threads),
+                            "--device", args.device], check=True,
                            stdout=subprocess.DEVNULL)
         rep = json.loads((out / "metrics.json").read_text())
         rows.append((name, params, rep))
     print(f"\nbase config {args.config}; equal budget: {args.budget} steps x 8 frames "
           f"(LR schedule of {args.schedule} steps), test frames: {args.frames} of {args.data}, "
-          f"CPU {args.threads} threads")
+          f"device {args.device}, {args.threads} CPU threads")
     print("| model | params | mean acc | mean IoU | IoU noise / NR / LTE / radar | "
           "occupancy IoU | ms/frame |")
     print("|---|---|---|---|---|---|---|")

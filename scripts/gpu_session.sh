@@ -62,23 +62,15 @@ specdiff export --checkpoint "$RUN/specdiff_paper/best.pt" --out "$OUT/specdiff_
   --metrics "$RUN/specdiff_paper/eval/metrics.json"
 fit paper_protocol paper paper_train "${MIN_PROTO:-2}" --steps "${STEPS_PROTO:-2500}"
 evaluate paper_protocol "$RUN/paper_protocol/best.pt" paper_test
-# DeepLabV3-MobileNetV3 at the CPU comparison's budget (benchmarks/compare_budget.py), on the
-# realistic protocol: the row of Table II that needs torchvision.
+# DeepLabV3-MobileNetV3 at the CPU comparison's budget and recipe (benchmarks/compare_budget.py
+# --config default_finetune, docs/RESULTS.md), on this session's realistic data: the row of
+# Table II that needs torchvision.
 if "$PY" -c "import torchvision" 2>/dev/null; then
-  log "train deeplab_budget"
-  "$PY" - "$RUN" "$DEVICE" "${BUDGET:-1000}" <<'EOF'
-import sys
-from gr_specdiff.model.factory import load_config
-from gr_specdiff.train import train
-run, device, budget = sys.argv[1], sys.argv[2], int(sys.argv[3])
-cfg = load_config("default")  # the equal-budget recipe: data, optimizer, schedule
-cfg.update(name="deeplab_budget", model={"arch": "deeplab"})
-cfg["data"].update(dir=f"{run}/data/train", val_dir=f"{run}/data/val")
-res = train(cfg, out=f"{run}/deeplab_budget", steps=7000, stop_at=budget, device=device,
-            progress=False)
-print("deeplab val mean IoU", res.get("mean_iou"))
-EOF
-  evaluate deeplab_budget "$RUN/deeplab_budget/checkpoint.pt" test
+  log "train deeplab at equal budget"
+  "$PY" benchmarks/compare_budget.py --config default_finetune --only deeplab \
+    --train-data "$RUN/data/train" --val-data "$RUN/data/val" --data "$RUN/data/test" \
+    --root "$RUN/compare" --budget "${BUDGET:-1000}" --schedule "${BUDGET:-1000}" \
+    --frames "${TEST_FRAMES:-500}" --device "$DEVICE"
 else
   log "no torchvision here: DeepLabV3 skipped"
 fi
