@@ -10,8 +10,8 @@ an annealed learning rate that the others lack. The energy detector needs no tra
 
     .venv/bin/python benchmarks/compare_budget.py --budget 1000 --frames 200 \
         [--reuse specdiff=runs/default/step1000.pt] [--only unet_lite energy]
-    .venv/bin/python benchmarks/compare_budget.py --config default_finetune --root runs/compare_realistic \
-        --budget 1000 --schedule 1000 --frames 500
+    .venv/bin/python benchmarks/compare_budget.py --config default_finetune \
+        --root runs/compare_realistic --budget 1000 --schedule 1000 --frames 500
     .venv/bin/python benchmarks/compare_budget.py --config paper_protocol --data data/paper_test \
         --root runs/compare_paper --budget 1000 --schedule 1000 --frames 500
 
