@@ -91,6 +91,29 @@ class qa_waterfall_sink(gr_unittest.TestCase):
         self.assertEqual(len(w.frames), 2)
         self.assertEqual(w.frames[-1].rx_time, 0.16)
 
+    def test_004_redraw_rate_capped(self):
+        """At most max_fps draws a second; frames arriving in between are drawn together by
+        the timer, none is lost from the history."""
+        import time
+
+        blk = waterfall_sink(history=4, max_fps=5)
+        w = blk.getWidget()
+        draws = []
+        w.redraw = lambda: draws.append(len(w.frames))
+        blk.handle_msg(frame_msg(0))
+        APP.processEvents()
+        self.assertEqual(draws, [1])  # the first frame is drawn at once
+        for i in range(1, 4):
+            blk.handle_msg(frame_msg(i))
+            APP.processEvents()
+        self.assertEqual(draws, [1])  # within 0.2 s of the last draw: held back
+        deadline = time.monotonic() + 2.0
+        while len(draws) < 2 and time.monotonic() < deadline:
+            APP.processEvents()
+            time.sleep(0.01)
+        self.assertEqual(draws, [1, 4])  # the timer drew the three held frames together
+        self.assertEqual(w.n_shown, 4)
+
     def test_003_bad_parameters(self):
         with self.assertRaises(ValueError):
             waterfall_sink(history=0)
@@ -98,6 +121,8 @@ class qa_waterfall_sink(gr_unittest.TestCase):
             waterfall_sink(opacity=2)
         with self.assertRaises(ValueError):
             waterfall_sink(db_min=10, db_max=0)
+        with self.assertRaises(ValueError):
+            waterfall_sink(max_fps=-1)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,10 @@ faster than they are drawn, only the newest ``history`` frames are kept (no back
 from __future__ import annotations
 
 import collections
+import math
 import os
 import threading
+import time
 
 # GNU Radio's Qt GUI is PyQt5: bind pyqtgraph to it even when PyQt6 is installed too.
 os.environ.setdefault("PYQTGRAPH_QT_LIB", "PyQt5")
@@ -70,9 +72,16 @@ class WaterfallWidget(QtWidgets.QWidget):
     MAX_LABELS = 6  # per frame
 
     def __init__(self, title="SpecDiff", history=4, opacity=0.45, db_min=0.0, db_max=40.0,
-                 show_boxes=True, parent=None):
+                 show_boxes=True, parent=None, max_fps=10.0):
         super().__init__(parent)
         self.history = max(1, int(history))
+        # A redraw + paint costs ~15-45 ms on a small CPU: cap the rate so the display does
+        # not take the cores the model needs; frames arriving in between are coalesced.
+        self.min_draw_interval = 1.0 / max_fps if max_fps and max_fps > 0 else 0.0
+        self._last_draw = -math.inf
+        self._draw_timer = QtCore.QTimer(self)
+        self._draw_timer.setSingleShot(True)
+        self._draw_timer.timeout.connect(self._drain)
         self.opacity = float(opacity)
         self.db_range = (float(db_min), float(db_max))
         self.show_boxes = bool(show_boxes)
@@ -137,6 +146,11 @@ class WaterfallWidget(QtWidgets.QWidget):
 
     # -------------------------------------------------------------- Qt thread
     def _drain(self):
+        wait = self._last_draw + self.min_draw_interval - time.monotonic()
+        if wait > 0:  # drawn recently: the timer drains what is pending then
+            if not self._draw_timer.isActive():
+                self._draw_timer.start(int(math.ceil(wait * 1e3)))
+            return
         with self._pending_lock:
             frames = list(self._pending)
             self._pending.clear()
@@ -145,6 +159,7 @@ class WaterfallWidget(QtWidgets.QWidget):
         for f in frames:
             self.frames.append(f)
         self.n_shown += len(frames)
+        self._last_draw = time.monotonic()
         self.redraw()
 
     def show_frame(self, frame: FrameView) -> None:
@@ -246,7 +261,7 @@ class waterfall_sink(gr.basic_block):
     IN_PORT = pmt.intern("frames")
 
     def __init__(self, title="SpecDiff", history=4, opacity=0.45, db_min=0.0, db_max=40.0,
-                 show_boxes=True, parent=None):
+                 show_boxes=True, parent=None, max_fps=10.0):
         gr.basic_block.__init__(self, name="specdiff_waterfall_sink", in_sig=None,
                                 out_sig=None)
         if int(history) < 1:
@@ -255,8 +270,10 @@ class waterfall_sink(gr.basic_block):
             raise ValueError(f"opacity must be in [0, 1], got {opacity}")
         if not float(db_min) < float(db_max):
             raise ValueError(f"db_min ({db_min}) must be below db_max ({db_max})")
+        if float(max_fps) < 0:
+            raise ValueError(f"max_fps must be >= 0 (0: no limit), got {max_fps}")
         self.widget = WaterfallWidget(title, history, opacity, db_min, db_max, show_boxes,
-                                      parent)
+                                      parent, max_fps=float(max_fps))
         self.n_dropped = 0
         self.message_port_register_in(self.IN_PORT)
         self.set_msg_handler(self.IN_PORT, self.handle_msg)
