@@ -42,6 +42,18 @@ def test_scripted_equals_eager(tiny_pipe):
     assert float(p1.min()) >= 0.25 and float(p1.max()) <= 1.0
 
 
+@pytest.mark.parametrize("use_cp,use_ff", [(False, True), (True, False), (False, False)])
+def test_ablation_variants_script(use_cp, use_ff):
+    """Table I's ablations export like the full model (they once failed: no ``cp1``)."""
+    torch.manual_seed(0)
+    cfg = load_config("tiny")
+    cfg["model"].update(use_cp=use_cp, use_ff=use_ff)
+    pipe = build_pipeline(build_model(cfg).eval(), cfg, image_size=64).eval()
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.script(pipe)(x), pipe(x))
+
+
 def test_multi_seed_confidence():
     torch.manual_seed(0)
     cfg = load_config("tiny")
@@ -136,3 +148,20 @@ def test_cli_export_random(tmp_path, capsys):
     assert m.card["sampler"]["steps"] == 2
     cls, _ = m(np.zeros((1, 3, 256, 256), np.float32))
     assert cls.shape == (1, 256, 256)
+
+
+def test_cli_export_paper_protocol_frame_length(tmp_path):
+    """Paper-protocol datasets record frame_seconds 0 ("3 radar PRIs"); the card must carry
+    the real 2.857 ms, not the 40 ms default, or the blocks would cut 14x longer frames."""
+    torch.manual_seed(0)
+    cfg = load_config("tiny")
+    model = build_model(cfg)
+    ckpt = tmp_path / "paper.pt"
+    torch.save({"step": 1, "config": cfg, "model": model.state_dict(), "ema": None,
+                "data_info": {"frames": 8, "sample_rates": [61.44e6],  # as dataset_info()
+                              "config": {"preset": "paper", "frame_seconds": 0.0}}}, ckpt)
+    out = tmp_path / "pp"
+    assert cli_main(["export", "--checkpoint", str(ckpt), "--out", str(out)]) == 0
+    card = load_model(out, device="cpu").card
+    assert card["frame_seconds"] == pytest.approx(3 * 58515 / 61.44e6)  # 3 x ceil(rate/1050)
+    assert card["sample_rates"] == [61.44e6]

@@ -72,12 +72,18 @@ def _main(args: argparse.Namespace) -> int:
     pipe = build_pipeline(model, cfg, steps=args.steps)
     steps = getattr(pipe, "steps", 0)
     metrics = json.loads(Path(args.metrics).read_text()) if args.metrics else {}
-    sample_rates = args.sample_rates or (training.get("data") or {}).get("sample_rates", [])
+    data = training.get("data") or {}
+    made_with = {**(data.get("config") or {}), **data}  # the dataset's generation config
+    sample_rates = args.sample_rates or made_with.get("sample_rates", [])
+    frame_seconds = made_with.get("frame_seconds")
+    if not frame_seconds and made_with.get("preset") == "paper" and sample_rates:
+        from gr_specdiff.scene.paper import frame_seconds as paper_frame_seconds
+
+        frame_seconds = paper_frame_seconds(sample_rates[0])
     card = {
         "name": Path(args.out).name,
         "sample_rates": sample_rates,
-        **({"frame_seconds": training["data"]["frame_seconds"]}
-           if (training.get("data") or {}).get("frame_seconds") else {}),
+        **({"frame_seconds": float(frame_seconds)} if frame_seconds else {}),
         "sampler": {
             "kind": "dpm-solver++" if steps else "none",
             "steps": steps,

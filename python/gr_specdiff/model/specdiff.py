@@ -245,6 +245,10 @@ class NoiseNet(nn.Module):
     by a plain C_1 projection to ``ff_channels``.
     """
 
+    # A TorchScript constant: the branch not taken is not compiled, so a model without the
+    # conditional path (no ``cp*`` modules) exports.
+    __constants__ = ["use_cp"]
+
     def __init__(
         self,
         latent_channels: int,

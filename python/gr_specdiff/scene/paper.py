@@ -36,6 +36,11 @@ def frame_samples(rate: float) -> int:
     return 3 * math.ceil(rate / 1050)
 
 
+def frame_seconds(rate: float) -> float:
+    """A paper-protocol frame's length: 3 radar PRIs, 2.857 ms (datasets record 0: "3 PRIs")."""
+    return frame_samples(rate) / float(rate)
+
+
 def generate_paper(rng: np.random.Generator, sample_rate: float = 61.44e6, spec=None,
                    whole_snr_db="draw", noise_rng: np.random.Generator | None = None):
     """One paper-protocol scene. ``whole_snr_db``: a value, None (noise-free) or "draw" (half
