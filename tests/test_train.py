@@ -137,6 +137,18 @@ def test_stop_at_keeps_the_long_schedule(tmp_path):
     assert lr6 == pytest.approx(_lr_at(5, float(cfg["train"]["lr"]), 2, 100))
 
 
+def test_each_run_logs_to_its_own_file(tmp_path):
+    """Two train() calls in one process (compare_budget.py) write two separate train.logs."""
+    cfg = load_config("tiny")
+    cfg["data"].update(dir="synthetic", synthetic_frames=8, val_fraction=0.25)
+    cfg["train"].update(steps=2, val_every=1000, ckpt_every=1000, log_every=1, warmup=1)
+    for name in ("a", "b"):
+        train(cfg, out=tmp_path / name, progress=False, threads=1)
+    log_a = (tmp_path / "a" / "train.log").read_text()
+    assert "step 2" in log_a and str(tmp_path / "b") not in log_a
+    assert log_a.count("INFO training ") == 1
+
+
 def test_t_max_fraction_trains_the_first_sampler_step():
     """``loss.t_max_fraction`` puts that share of the batch at the sampler's first timestep."""
     cfg = load_config("tiny")

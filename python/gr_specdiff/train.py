@@ -371,7 +371,11 @@ def _lr_at(step: int, base: float, warmup: int, total: int) -> float:
 def _setup_logging(run: Path, is_main: bool) -> None:
     if not is_main:
         return
+    for old in [h for h in log.handlers if getattr(h, "_specdiff_run", False)]:
+        log.removeHandler(old)  # a previous train() in this process (compare_budget.py)
+        old.close()
     handler = logging.FileHandler(run / "train.log")
+    handler._specdiff_run = True
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
