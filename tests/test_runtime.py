@@ -195,3 +195,6 @@ def test_chunk_pacer_waits_only_for_what_the_buffer_has_held():
     small.delay(8192)  # an 8k-item buffer: aim for 3/4 of it, not for 1 ms of signal
     assert small.delay(2048) == pytest.approx((0.75 * 8192 - 2048) / 61.44e6)
     assert rt.ChunkPacer(0.0).delay(10) == 0.0  # rate unknown: no pacing
+    # No new input while frames are in flight: wait (for a result), do not spin.
+    assert pacer.delay(0, holding=True) == pytest.approx(1e-3)
+    assert pacer.delay(0) == 0.0

@@ -276,14 +276,19 @@ class FrameBuffer:
 
 
 class ChunkPacer:
-    """How long a stream block should pause after a small ``work()`` call.
+    """How long a Python stream block should pause (GIL released) before returning from
+    ``work()``.
 
-    A Python block pays ~0.1-0.2 ms of gateway overhead per call and takes the GIL each time;
-    fed by a fast source it gets called ~10,000 times a second with a few thousand samples,
-    and that churn starved the inference thread 3-5x on 2 cores (docs/BENCHMARKS.md). Pausing
-    (GIL released) until about ``seconds`` of signal has accumulated cuts the call rate to
-    ~1,000/s. It never asks for more than 3/4 of the largest chunk ever seen, which the
-    upstream buffer has proved it can hold, so a small buffer never makes the source block.
+    Each call costs ~0.1-0.2 ms of gateway overhead and takes the GIL from the inference
+    thread. Two cases make GNU Radio call far too often:
+
+    * no new input while the block holds an item back for frames in flight: the scheduler
+      calls again at once, ~16,000 times a second (measured; it slowed inference 3-5x):
+      pause ``seconds`` (the caller ends the pause early when a result arrives);
+    * a fast source handing a few thousand samples per call: pause until about ``seconds``
+      of signal has accumulated, but never for more than 3/4 of the largest chunk ever seen,
+      which the upstream buffer has proved it can hold, so a small buffer never makes the
+      source block.
     """
 
     def __init__(self, sample_rate: float, seconds: float = 1e-3):
@@ -291,8 +296,11 @@ class ChunkPacer:
         self.seconds = float(seconds)
         self.max_chunk = 0
 
-    def delay(self, n: int) -> float:
-        """Seconds to pause after a call that was handed ``n`` samples."""
+    def delay(self, n: int, holding: bool = False) -> float:
+        """Seconds to pause after a call that brought ``n`` new samples; ``holding``: the
+        block keeps input unconsumed while frames are in flight."""
+        if n <= 0:
+            return self.seconds if holding else 0.0
         self.max_chunk = max(self.max_chunk, int(n))
         if self.sample_rate <= 0 or self.seconds <= 0:
             return 0.0

@@ -428,12 +428,7 @@ class segmenter(gr.basic_block):
         # stream does not end the block with frames still in flight.
         self._held = 1 if (n > 0 and (self._worker.pending() or self._pending_out())) else 0
         self.consume(0, n - self._held)
-        if n > skip:
-            pause = self._pacer.delay(n - skip)  # fewer, larger calls: see rt.ChunkPacer
-        else:
-            # Only the held item: the scheduler would call again at once, ~10,000 times a
-            # second, each call taking the GIL from the inference thread. Wait for a result.
-            pause = self._pacer.seconds if self._held else 0.0
+        pause = self._pacer.delay(n - skip, holding=bool(self._held))  # see rt.ChunkPacer
         if pause:
             self._progress.wait(pause)  # GIL released; a result or a drop ends it early
             self._progress.clear()
