@@ -177,13 +177,60 @@ def test_overlap_tie_break_and_ignore():
     sc = generate(np.random.default_rng(1), rate, 0.02, spec)
     both = sc.masks[NR] & sc.masks[RADAR]
     assert both.any()
-    # Radar is 20 dB stronger per Hz where it pulses; rows that a pulse only grazes (a few
-    # samples) may stay NR, which is where the clean power really is.
-    assert np.mean(sc.class_map[both] == RADAR) > 0.9
+    # In its main lobe the radar is 20 dB stronger per Hz than NR where it pulses; its sinc
+    # sidelobes (labelled because they reach the noise PSD) are weaker than NR, so NR wins.
+    geo = power_images(sc.iq, rate).geometry
+    c = geo.freq_to_col(0.0)
+    main_lobe, far = both.copy(), both.copy()
+    main_lobe[:, np.r_[:c - 2, c + 3:N_COLS]] = False
+    far[:, c - 7:c + 8] = False
+    assert main_lobe.any() and far.any()
+    assert np.all(sc.class_map[main_lobe] == RADAR)
+    assert np.all(sc.class_map[far] == NR)
     spec.nr[0].snr_db = -20.0
     weak = generate(np.random.default_rng(1), rate, 0.02, spec)
     only_nr = weak.masks[NR] & ~weak.masks[RADAR]
     assert np.all(weak.class_map[only_nr] == 255)  # below -15 dB: IGNORE
+
+
+def test_radar_sidelobes_under_a_stronger_carrier_stay_with_the_carrier():
+    # A 63 dB rect pulse's sinc sidelobes reach the noise PSD across most of the band; under an
+    # NR carrier they are far weaker per Hz than the carrier, so those pixels are NR.
+    rate = 30.72e6
+    spec = SceneSpec(nr=[NRSpec(snr_db=25, f_center=-6e6, params={
+        "scs_khz": 30, "bw_mhz": 10, "pdsch_load": 1.0, "duplex": "FDD"})],
+        radar=[RadarSpec(snr_db=63, f_center=6e6, channel=NONE, params={
+            "kind": "rect", "width_s": 7e-6, "prf_hz": 3000.0, "scan": None})],
+        impairments=IDEAL)
+    sc = generate(np.random.default_rng(3), rate, 0.02, spec)
+    both = sc.masks[NR] & sc.masks[RADAR]
+    assert both.sum() > 1000  # the sidelobes really do reach under the carrier
+    assert np.mean(sc.class_map[both] == NR) > 0.99
+    geo = power_images(sc.iq, rate).geometry
+    main_lobe = geo.freq_to_col(6e6)
+    assert np.all(sc.class_map[sc.masks[RADAR].any(axis=1), main_lobe] == RADAR)
+
+
+def test_scanning_radar_pulses_labelled_at_their_own_level():
+    # Main beam early in the frame, sidelobes 55 dB down: at 30 dB in-band SNR the sidelobe
+    # pulses are at about -25 dB (IGNORE), the main-beam pulses are radar over a wider band.
+    rate = 15.36e6
+    scan = {"rpm": 15.0, "beamwidth_deg": 1.4, "sidelobe_db": -55.0}
+    spec = SceneSpec(radar=[RadarSpec(snr_db=30, f_center=0.0, channel=NONE, params={
+        "kind": "rect", "width_s": 2e-6, "prf_hz": 2000.0, "scan": scan, "main_beam": True,
+        "beam_time_s": 0.002})], impairments=IDEAL, noise=False)
+    sc = generate(np.random.default_rng(4), rate, 0.04, spec)
+    times = np.asarray(sc.signals[0].params["pulse_times_s"])
+    geo = power_images(sc.iq + 1e-3, rate).geometry
+    beam_rows = geo.sample_to_row((times[np.abs(times - 0.002) < 2e-3] * rate).astype(int))
+    side_rows = geo.sample_to_row((times[times > 0.035] * rate).astype(int))  # 3 deg off
+    assert np.all(sc.masks[RADAR][beam_rows].any(axis=1))
+    assert np.all(sc.masks[RADAR][side_rows].any(axis=1))  # energy is there: mask keeps it
+    assert np.any(sc.class_map[beam_rows] == RADAR)
+    assert not np.any(sc.class_map[side_rows] == RADAR)
+    assert np.all(sc.class_map[side_rows][sc.masks[RADAR][side_rows]] == 255)
+    widest = lambda rows: sc.masks[RADAR][rows].sum(axis=1).max()  # noqa: E731
+    assert widest(beam_rows) > widest(side_rows)
 
 
 @pytest.mark.parametrize("rate", [61.44e6, 30.72e6, 20e6, 19.2e6, 15.36e6])

@@ -23,10 +23,11 @@ from . import impairments as impmod
 from . import labels, lte, nr, radar
 from .ofdm import freq_response, modulate
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: radar labels per pulse level and column profile
 SUPPORTED_RATES = (61.44e6, 30.72e6, 20e6, 19.2e6, 15.36e6)
 PRESETS = ("realistic", "paper")
 DEFAULT_CENTER_FREQ = 2.8e9
+_TINY = 1e-30
 _NATIVE_UNIT = 3.84e6  # 128 x 30 kHz: every NR/LTE CP is an integer number of samples
 
 
@@ -215,6 +216,8 @@ def _radar_signal(rng, p, ch, f_c, snr_db, rate, n_out, frame_s, fr_resp):
     amps = amp0 * 10 ** (gains / 20)
     coef = ch.coeffs(times)  # (n_pulses, L)
     dly = np.round(ch.delays * rate).astype(np.int64)
+    # Each pulse's power relative to the reference (strongest pulse, mean channel gain).
+    pulse_gain = 10 ** (gains / 10) * np.sum(np.abs(coef) ** 2, axis=1)
     x = np.zeros(n_out, np.complex64)
     comp_info = []
     for c in p["components"]:
@@ -240,19 +243,26 @@ def _radar_signal(rng, p, ch, f_c, snr_db, rate, n_out, frame_s, fr_resp):
                 x[a:b] += pulses[k, a - s:b - s]
         prof = radar.column_profile(c, rate, f_c)
         comp_info.append({"t0": starts / rate, "t1": (starts + lw) / rate, "profile": prof,
-                          "amp2": amp0 ** 2, "b_nom": radar.nominal_bandwidth(c),
-                          "f": f})
+                          "amp2": amp0 ** 2, "gain": pulse_gain, "b_nom":
+                          radar.nominal_bandwidth(c), "f": f})
     return x, times, comp_info
 
 
-def _radar_cols(comp, rate, geo) -> np.ndarray:
-    """Columns where the clean pulse's peak PSD reaches the noise PSD, plus the nominal band."""
-    cols = comp["profile"] * comp["amp2"] >= 1.0
+def _radar_label_items(comp, snr_db, geo) -> list[tuple]:
+    """Class-map items of one pulse component: rows whose strongest pulse is below the IGNORE
+    level become a separate item at -inf dB, the others keep the radar's SNR."""
     half = comp["b_nom"] / 2
     c0, c1 = geo.freq_to_col(comp["f"] - half), geo.freq_to_col(comp["f"] + half)
     idx = np.arange(N_COLS)
-    cols |= (idx >= c0) & (idx <= c1)
-    return cols
+    band = (idx >= c0) & (idx <= c1)
+    col_snr = comp["profile"] * comp["amp2"]
+    mask, psd = labels.pulse_train_label(geo, comp["t0"], comp["t1"], comp["gain"], col_snr,
+                                         band)
+    row_snr = snr_db + 10 * np.log10(psd.max(axis=1) / col_snr.max() + _TINY)
+    weak = (row_snr < labels.IGNORE_BELOW_SNR_DB)[:, None]
+    # Density in the comm signals' unit (power per Hz, noise PSD = 1 / fs): per-bin SNR / fs.
+    dens = psd / geo.sample_rate
+    return [("radar", mask & ~weak, dens, snr_db), ("radar", mask & weak, dens, -math.inf)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,12 +348,8 @@ def generate(rng: np.random.Generator, sample_rate: float = 61.44e6,
         x, times, comps = _radar_signal(rng, p, ch, f_c, snr, rate, n_out, n_out / rate,
                                           fr_resp)
         total += x
-        mask = np.zeros((256, N_COLS), bool)
         for c in comps:
-            mask |= labels.interval_band_mask(geo, c["t0"], c["t1"], _radar_cols(c, rate, geo))
-        rowp = labels.row_peak_power(x, rate, geo)
-        label_items.append(("radar", mask, rowp[:, None] / radar.nominal_bandwidth(
-            p["components"][0]) * mask, snr))
+            label_items += _radar_label_items(c, snr, geo)
         starts = np.concatenate([c["t0"] for c in comps]) if comps else np.zeros(0)
         ends = np.concatenate([c["t1"] for c in comps]) if comps else np.zeros(0)
         first = max(0, int(round(starts.min() * rate))) if len(starts) else 0
