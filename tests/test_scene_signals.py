@@ -167,13 +167,18 @@ def test_labels_cover_clean_energy_with_small_margin(kind):
     assert sc.masks.shape == (4, 256, N_COLS) and sc.class_map.dtype == np.uint8
 
 
+def _full_nr_and_rect_radar(nr_snr, nr_f, scs_khz, radar_snr, radar_f, width, prf):
+    """A fully loaded 10 MHz NR carrier and a fixed-beam rect radar, ideal receiver."""
+    return SceneSpec(nr=[NRSpec(snr_db=nr_snr, f_center=nr_f, params={
+        "scs_khz": scs_khz, "bw_mhz": 10, "pdsch_load": 1.0, "duplex": "FDD"})],
+        radar=[RadarSpec(snr_db=radar_snr, f_center=radar_f, channel=NONE, params={
+            "kind": "rect", "width_s": width, "prf_hz": prf, "scan": None})],
+        impairments=IDEAL)
+
+
 def test_overlap_tie_break_and_ignore():
     rate = 15.36e6
-    spec = SceneSpec(nr=[NRSpec(snr_db=10, f_center=0.0, params={
-        "scs_khz": 15, "bw_mhz": 10, "pdsch_load": 1.0, "duplex": "FDD"})],
-        radar=[RadarSpec(snr_db=30, f_center=0.0, channel=NONE, params={
-            "kind": "rect", "width_s": 10e-6, "prf_hz": 1000.0, "scan": None})],
-        impairments=IDEAL)
+    spec = _full_nr_and_rect_radar(10, 0.0, 15, 30, 0.0, 10e-6, 1000.0)
     sc = generate(np.random.default_rng(1), rate, 0.02, spec)
     both = sc.masks[NR] & sc.masks[RADAR]
     assert both.any()
@@ -197,11 +202,7 @@ def test_radar_sidelobes_under_a_stronger_carrier_stay_with_the_carrier():
     # A 63 dB rect pulse's sinc sidelobes reach the noise PSD across most of the band; under an
     # NR carrier they are far weaker per Hz than the carrier, so those pixels are NR.
     rate = 30.72e6
-    spec = SceneSpec(nr=[NRSpec(snr_db=25, f_center=-6e6, params={
-        "scs_khz": 30, "bw_mhz": 10, "pdsch_load": 1.0, "duplex": "FDD"})],
-        radar=[RadarSpec(snr_db=63, f_center=6e6, channel=NONE, params={
-            "kind": "rect", "width_s": 7e-6, "prf_hz": 3000.0, "scan": None})],
-        impairments=IDEAL)
+    spec = _full_nr_and_rect_radar(25, -6e6, 30, 63, 6e6, 7e-6, 3000.0)
     sc = generate(np.random.default_rng(3), rate, 0.02, spec)
     both = sc.masks[NR] & sc.masks[RADAR]
     assert both.sum() > 1000  # the sidelobes really do reach under the carrier
