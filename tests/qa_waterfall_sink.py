@@ -15,6 +15,7 @@ from gnuradio import gr_unittest  # noqa: E402
 from PyQt5 import QtGui, QtWidgets  # noqa: E402
 
 from gr_specdiff.blocks import waterfall_sink  # noqa: E402
+from gr_specdiff.blocks.waterfall_sink import FrameView, WaterfallWidget, dict_to_python  # noqa: E402
 
 APP = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv)
 RATE, FC = 20e6, 2.6e9
@@ -113,6 +114,34 @@ class qa_waterfall_sink(gr_unittest.TestCase):
             time.sleep(0.01)
         self.assertEqual(draws, [1, 4])  # the timer drew the three held frames together
         self.assertEqual(w.n_shown, 4)
+
+    def test_005_boxes_and_labels_follow_the_frames(self):
+        """Every frame's detections are drawn as boxes of their class; a malformed detection
+        is skipped; a later draw shows only what the frames in the history hold."""
+        w = WaterfallWidget(history=2, max_fps=0)
+        col_w = RATE / 256
+
+        def view(index, dets):
+            d = dict_to_python(frame_msg(index))
+            d["detections"] = dets
+            return FrameView(d)
+
+        def det(cls, ci, c0, c1, t0=0.0, t1=0.04):
+            return {"class": cls, "class_index": ci, "f_lower": (c0 - 128) * col_w,
+                    "f_upper": (c1 - 128) * col_w, "t_start": t0, "t_stop": t1}
+
+        many = [det("NR", 1, 20, 80), det("LTE", 2, 150, 230, 0.01, 0.03),
+                det("radar", 3, 100, 102, 0.0, 0.001), {"class_index": 1}]
+        w.show_frame(view(0, many))
+        drawn = w.drawn_boxes()
+        self.assertEqual(drawn["boxes"], {1: 1, 2: 1, 3: 1})
+        self.assertEqual(sorted(drawn["labels"]), ["LTE 6.25 MHz", "NR 4.69 MHz"])
+        w.show_frame(view(1, [det("NR", 1, 20, 80, 0.04, 0.08)]))
+        self.assertEqual(w.drawn_boxes()["boxes"], {1: 2, 2: 1, 3: 1})
+        w.show_frame(view(2, []))  # frame 0 leaves the 2-frame history
+        drawn = w.drawn_boxes()
+        self.assertEqual(drawn["boxes"], {1: 1, 2: 0, 3: 0})
+        self.assertEqual(drawn["labels"], ["NR 4.69 MHz"])
 
     def test_003_bad_parameters(self):
         with self.assertRaises(ValueError):

@@ -90,7 +90,6 @@ class WaterfallWidget(QtWidgets.QWidget):
         self._pending: collections.deque = collections.deque(maxlen=self.history)
         self._pending_lock = threading.Lock()
         self.n_shown = 0
-        self._boxes = []
 
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
@@ -102,6 +101,24 @@ class WaterfallWidget(QtWidgets.QWidget):
         self.plot.setMouseEnabled(x=True, y=False)
         self.image = pg.ImageItem(axisOrder="row-major", autoDownsample=True)
         self.plot.addItem(self.image)
+        # Boxes: one path item per class and a fixed pool of labels, made once. Adding and
+        # removing a graphics item per box on every draw cost ~40 ms a draw with ~90
+        # detections a frame (benchmarks/bench_waterfall.py).
+        self._box_paths = {}
+        for c in range(1, len(CLASSES)):
+            pen = QtGui.QPen(QtGui.QColor(*CLASS_COLORS[c]))
+            pen.setCosmetic(True)
+            pen.setWidth(2)
+            item = QtWidgets.QGraphicsPathItem()
+            item.setPen(pen)
+            self.plot.addItem(item)
+            self._box_paths[c] = item
+        self._labels = []
+        for _ in range(self.MAX_LABELS * self.history):
+            text = pg.TextItem(anchor=(0, 0))
+            text.hide()
+            self.plot.addItem(text)
+            self._labels.append(text)
         layout.addWidget(self.glw, 1)
 
         bar = QtWidgets.QHBoxLayout()
@@ -205,43 +222,50 @@ class WaterfallWidget(QtWidgets.QWidget):
         self.image.setRect(QtCore.QRectF(fc - fs / 2, -t_total, fs, t_total))
         self.plot.setXRange(fc - fs / 2, fc + fs / 2, padding=0)
         self.plot.setYRange(-t_total, 0, padding=0)
-        for item in self._boxes:
-            self.plot.removeItem(item)
-        self._boxes = []
-        if self.show_boxes:
-            t_end = newest.rx_time + newest.duration
-            for f in self.frames:
-                # The largest detections of each frame get boxes, the few largest a label.
-                dets = sorted(f.detections, key=_area, reverse=True)[:self.MAX_BOXES]
-                for k, d in enumerate(dets):
-                    self._add_box(d, f, t_end, label=k < self.MAX_LABELS)
+        self._draw_boxes(newest.rx_time + newest.duration)
         self.status.setText(
             f"{fc / 1e6:.3f} MHz  {fs / 1e6:g} MS/s  frames {self.n_shown}  "
             f"dropped {newest.dropped}  latency {newest.latency * 1e3:.0f} ms")
 
-    def _add_box(self, d, f: FrameView, t_end: float, label: bool = True):
-        try:
-            x0 = f.center_freq + float(d["f_lower"])
-            x1 = f.center_freq + float(d["f_upper"])
-            y0 = float(d["t_start"]) - t_end
-            y1 = float(d["t_stop"]) - t_end
-            ci = int(d.get("class_index", 0))
-        except (KeyError, TypeError, ValueError):
-            return
-        color = CLASS_COLORS.get(ci, (255, 255, 255))
-        rect = QtWidgets.QGraphicsRectItem(x0, y0, x1 - x0, y1 - y0)
-        pen = QtGui.QPen(QtGui.QColor(*color))
-        pen.setCosmetic(True)
-        pen.setWidth(2)
-        rect.setPen(pen)
-        self.plot.addItem(rect)
-        self._boxes.append(rect)
-        if label and (x1 - x0) > 0.03 * f.sample_rate and (y1 - y0) > 0.1 * f.duration:
-            text = pg.TextItem(f"{d.get('class', '?')} {(x1 - x0) / 1e6:.2f} MHz",
-                               color=color, anchor=(0, 0))
-            text.setPos(x0, y1)
-            self.plot.addItem(text)
-            self._boxes.append(text)
+    def _draw_boxes(self, t_end: float):
+        """Per class one path of rectangles; the largest detections of each frame get boxes,
+        the few largest a label."""
+        paths = {c: QtGui.QPainterPath() for c in self._box_paths}
+        labels = []
+        for f in self.frames if self.show_boxes else ():
+            dets = sorted(f.detections, key=_area, reverse=True)[:self.MAX_BOXES]
+            for k, d in enumerate(dets):
+                try:
+                    x0 = f.center_freq + float(d["f_lower"])
+                    x1 = f.center_freq + float(d["f_upper"])
+                    y0 = float(d["t_start"]) - t_end
+                    y1 = float(d["t_stop"]) - t_end
+                    ci = int(d.get("class_index", 0))
+                except (KeyError, TypeError, ValueError):
+                    continue  # a malformed detection is skipped, the frame still shows
+                if ci not in paths:
+                    continue
+                paths[ci].addRect(QtCore.QRectF(x0, y0, x1 - x0, y1 - y0))
+                if (k < self.MAX_LABELS and (x1 - x0) > 0.03 * f.sample_rate
+                        and (y1 - y0) > 0.1 * f.duration):
+                    labels.append((f"{d.get('class', '?')} {(x1 - x0) / 1e6:.2f} MHz",
+                                   CLASS_COLORS[ci], x0, y1))
+        for c, item in self._box_paths.items():
+            item.setPath(paths[c])
+        for text, spec in zip(self._labels, labels + [None] * len(self._labels)):
+            if spec is None:
+                text.hide()
+                continue
+            words, color, x, y = spec
+            text.setText(words, color=color)
+            text.setPos(x, y)
+            text.show()
+
+    def drawn_boxes(self) -> dict:
+        """Rectangles drawn per class index and the visible label texts (for tests)."""
+        rects = {c: item.path().toSubpathPolygons() for c, item in self._box_paths.items()}
+        return {"boxes": {c: len(r) for c, r in rects.items()},
+                "labels": [t.textItem.toPlainText() for t in self._labels if t.isVisible()]}
 
     def grab_png(self, path) -> bool:
         """Render the widget (works offscreen) and save it as a PNG."""
