@@ -75,8 +75,9 @@ class WaterfallWidget(QtWidgets.QWidget):
                  show_boxes=True, parent=None, max_fps=10.0):
         super().__init__(parent)
         self.history = max(1, int(history))
-        # A redraw + paint costs ~15-45 ms on a small CPU: cap the rate so the display does
-        # not take the cores the model needs; frames arriving in between are coalesced.
+        # Cap the redraw rate so the display does not take the cores the model needs (a draw
+        # and paint is ~5 ms, and pyqtgraph's Python holds the GIL); frames in between are
+        # coalesced.
         self.min_draw_interval = 1.0 / max_fps if max_fps and max_fps > 0 else 0.0
         self._last_draw = -math.inf
         self._draw_timer = QtCore.QTimer(self)
@@ -206,19 +207,16 @@ class WaterfallWidget(QtWidgets.QWidget):
             f._rgb_key = key
         return f._rgb
 
-    def composite(self) -> np.ndarray:
-        """RGB image of the history, newest frame on top (rows x cols x 3, uint8)."""
-        return np.concatenate([self._rgb(f)[::-1] for f in list(self.frames)[::-1]])
-
     def redraw(self):
         if not self.frames:
             return
         newest = self.frames[-1]
-        rgb = self.composite()
         fc, fs = newest.center_freq, newest.sample_rate
         t_total = sum(f.duration for f in self.frames)
-        # Row 0 of the array is the newest sample, shown at the top (y = 0).
-        self.image.setImage(rgb[::-1], autoLevels=False, levels=(0, 255))
+        # Oldest row first: the image's y runs from -t_total up to 0 (the newest sample).
+        # Already uint8 RGB: no levels, so pyqtgraph does not rescale it on every paint.
+        self.image.setImage(np.concatenate([self._rgb(f) for f in self.frames]),
+                            autoLevels=False)
         self.image.setRect(QtCore.QRectF(fc - fs / 2, -t_total, fs, t_total))
         self.plot.setXRange(fc - fs / 2, fc + fs / 2, padding=0)
         self.plot.setYRange(-t_total, 0, padding=0)
@@ -257,7 +255,9 @@ class WaterfallWidget(QtWidgets.QWidget):
                 text.hide()
                 continue
             words, color, x, y = spec
-            text.setText(words, color=color)
+            if (words, color) != getattr(text, "_shown", None):  # re-layout only on change
+                text.setText(words, color=color)
+                text._shown = (words, color)
             text.setPos(x, y)
             text.show()
 
