@@ -143,6 +143,22 @@ class qa_waterfall_sink(gr_unittest.TestCase):
         self.assertEqual(drawn["boxes"], {1: 1, 2: 0, 3: 0})
         self.assertEqual(drawn["labels"], ["NR 4.69 MHz"])
 
+    def test_006_boxes_stay_on_their_frame_when_frames_were_dropped(self):
+        """Frames are drawn edge to edge; a box belongs inside its own frame's band even when
+        the stream skipped frames between them (a slow model drops frames)."""
+        w = WaterfallWidget(history=2, max_fps=0)
+        for rx_time in (0.0, 1.0):  # 24 frames dropped in between
+            d = dict_to_python(frame_msg(0))
+            d["rx_time"] = rx_time
+            d["detections"] = [{"class": "NR", "class_index": 1, "f_lower": -1e6,
+                                "f_upper": 1e6, "t_start": rx_time + 0.01,
+                                "t_stop": rx_time + 0.02}]
+            w.show_frame(FrameView(d))
+        ys = sorted(round(poly.boundingRect().top(), 6)
+                    for poly in w._box_paths[1].path().toSubpathPolygons())
+        # newest frame spans y in [-0.04, 0], the older one [-0.08, -0.04]
+        self.assertEqual(ys, [-0.07, -0.03])
+
     def test_003_bad_parameters(self):
         with self.assertRaises(ValueError):
             waterfall_sink(history=0)

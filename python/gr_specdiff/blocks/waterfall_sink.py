@@ -220,17 +220,21 @@ class WaterfallWidget(QtWidgets.QWidget):
         self.image.setRect(QtCore.QRectF(fc - fs / 2, -t_total, fs, t_total))
         self.plot.setXRange(fc - fs / 2, fc + fs / 2, padding=0)
         self.plot.setYRange(-t_total, 0, padding=0)
-        self._draw_boxes(newest.rx_time + newest.duration)
+        self._draw_boxes()
         self.status.setText(
             f"{fc / 1e6:.3f} MHz  {fs / 1e6:g} MS/s  frames {self.n_shown}  "
             f"dropped {newest.dropped}  latency {newest.latency * 1e3:.0f} ms")
 
-    def _draw_boxes(self, t_end: float):
+    def _draw_boxes(self):
         """Per class one path of rectangles; the largest detections of each frame get boxes,
-        the few largest a label."""
+        the few largest a label. The frames are drawn edge to edge even when frames were
+        dropped between them, so each box is placed relative to its own frame's band."""
         paths = {c: QtGui.QPainterPath() for c in self._box_paths}
         labels = []
-        for f in self.frames if self.show_boxes else ():
+        band_top = 0.0  # y of the newest sample of the frame being placed
+        for f in reversed(self.frames) if self.show_boxes else ():
+            t_end = f.rx_time + f.duration - band_top  # stream time shown at y = 0
+            band_top -= f.duration
             dets = sorted(f.detections, key=_area, reverse=True)[:self.MAX_BOXES]
             for k, d in enumerate(dets):
                 try:
