@@ -159,6 +159,25 @@ class qa_waterfall_sink(gr_unittest.TestCase):
         # newest frame spans y in [-0.04, 0], the older one [-0.08, -0.04]
         self.assertEqual(ys, [-0.07, -0.03])
 
+    def test_007_small_window_paints(self):
+        """A window smaller than the history makes pyqtgraph downsample the image to float
+        pixels; painting must still work (it raised inside paint() without levels)."""
+        errors = []
+        hook, sys.excepthook = sys.excepthook, lambda *exc: errors.append(exc[1])
+        try:
+            w = WaterfallWidget(history=4, max_fps=0)
+            w.resize(320, 240)
+            w.show()
+            for i in range(4):
+                w.show_frame(FrameView(dict_to_python(frame_msg(i))))
+            APP.processEvents()
+            self.assertFalse(w.grab().isNull())
+            APP.processEvents()
+        finally:
+            sys.excepthook = hook
+        self.assertEqual(errors, [])
+        w.close()
+
     def test_003_bad_parameters(self):
         with self.assertRaises(ValueError):
             waterfall_sink(history=0)

@@ -214,9 +214,9 @@ class WaterfallWidget(QtWidgets.QWidget):
         fc, fs = newest.center_freq, newest.sample_rate
         t_total = sum(f.duration for f in self.frames)
         # Oldest row first: the image's y runs from -t_total up to 0 (the newest sample).
-        # Already uint8 RGB: no levels, so pyqtgraph does not rescale it on every paint.
+        # Levels stay explicit: auto-downsampling to a small window yields float pixels.
         self.image.setImage(np.concatenate([self._rgb(f) for f in self.frames]),
-                            autoLevels=False)
+                            autoLevels=False, levels=(0, 255))
         self.image.setRect(QtCore.QRectF(fc - fs / 2, -t_total, fs, t_total))
         self.plot.setXRange(fc - fs / 2, fc + fs / 2, padding=0)
         self.plot.setYRange(-t_total, 0, padding=0)
