@@ -266,6 +266,24 @@ class qa_segmenter(gr_unittest.TestCase):
         # One call per ~1 ms wait at most (a spinning scheduler makes 5,000-20,000 a second).
         self.assertLess(len(calls) / elapsed, 1500, f"{len(calls)} calls in {elapsed:.2f} s")
 
+    def test_012_detection_message_fields(self):
+        """Every field of a detection message, with its type, as the docs list them."""
+        from gr_specdiff import runtime as rt
+        from gr_specdiff.blocks.segmenter import detection_pmt
+
+        d = rt.Detection(class_index=3, label="radar", f_lower=-1.5e6, f_upper=2.5e6,
+                         t_start=0.25, t_stop=0.5, sample_start=10, sample_count=20,
+                         confidence=0.75, snr_db=12.5, row_start=1, row_stop=2,
+                         col_start=3, col_stop=4, n_pixels=5, frame=6)
+        got = pmt.to_python(detection_pmt(d, 2.4e9))
+        want = {k: v for k, v in d.to_dict(2.4e9).items() if k not in ("label", "n_pixels")}
+        want["class"] = "radar"
+        self.assertEqual(got, want)
+        for k in ("class_index", "sample_start", "sample_count", "frame", "col_stop"):
+            self.assertIsInstance(got[k], int, k)
+        for k in ("f_lower", "t_start", "confidence", "snr_db", "freq_upper_edge"):
+            self.assertIsInstance(got[k], float, k)
+
 
 if __name__ == "__main__":
     gr_unittest.run(qa_segmenter)
