@@ -5,10 +5,10 @@
         [--model models/specdiff_default] [--draws 40] [--history 4] [--profile]
 
 Frames are real segmenter output: synthetic NR + LTE + radar scenes at 20 MS/s through
-``runtime.analyse_frame`` with the model, so the class maps and detection boxes are what a
-live flowgraph shows. Every draw adds one new frame, as the live display does. The GUI thread
-shares the CPU (and Python's GIL) with inference, so every millisecond here is one the model
-does not get on a small machine.
+``runtime.analyse_frame`` with the model and the segmenter's own detection messages, so the
+class maps and boxes are what a live flowgraph shows. Every draw adds one new frame, as the
+live display does. The GUI thread shares the CPU (and Python's GIL) with inference, so every
+millisecond here is one the model does not get on a small machine.
 """
 
 from __future__ import annotations
@@ -23,7 +23,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 def make_frames(model_path: str, n: int, rate: float) -> list[dict]:
+    import pmt
+
     from gr_specdiff import runtime as rt
+    from gr_specdiff.blocks.segmenter import detection_pmt
     from gr_specdiff.scene import LTESpec, NRSpec, RadarSpec, SceneSpec, generate
 
     model = rt.open_model(model_path, device="cpu")
@@ -37,8 +40,8 @@ def make_frames(model_path: str, n: int, rate: float) -> list[dict]:
         frames.append({
             "class_map": res.class_map, "db_image": rt.sg.to_db_image(res.spec.features),
             "sample_rate": rate, "center_freq": 2.4e9, "rx_time": job.rx_time,
-            "n_samples": len(sc.iq), "detections": [dict(d.to_dict(2.4e9), **{"class": d.label})
-                                                    for d in res.detections]})
+            "n_samples": len(sc.iq),
+            "detections": [pmt.to_python(detection_pmt(d, 2.4e9)) for d in res.detections]})
     return frames
 
 

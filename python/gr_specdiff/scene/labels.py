@@ -49,19 +49,10 @@ def ofdm_activity_mask(geo: Geometry, active: np.ndarray, t0: np.ndarray, t1: np
     return mask
 
 
-def pulse_train_label(geo: Geometry, t0: np.ndarray, t1: np.ndarray, gain: np.ndarray,
-                      col_snr: np.ndarray, band_cols: np.ndarray) -> tuple[np.ndarray,
-                                                                          np.ndarray]:
-    """Label of one radar pulse component, each pulse at its own level.
-
-    ``t0``/``t1`` pulse intervals (s), ``gain`` each pulse's power relative to the reference
-    pulse, ``col_snr`` (256,) the reference pulse's peak per-bin power over the noise's
-    (``radar.column_profile`` x amplitude^2), ``band_cols`` (256,) bool nominal band.
-    Returns the mask (rows touched by a pulse x columns where that row's strongest pulse
-    reaches the noise, united with the nominal band) and ``psd`` (256, 256): per pixel the
-    strongest pulse's peak per-bin SNR, so a scanning radar's sidelobe pulses 30 dB down and a
-    strong pulse's far sinc sidelobes carry their real, small density in the class map.
-    """
+def pulse_row_gain(geo: Geometry, t0, t1, gain) -> np.ndarray:
+    """(256,) per row, the power of the strongest pulse touching it (``gain`` per pulse,
+    intervals ``t0``/``t1`` in s); 0 where no pulse does. Radar rows are labelled at this
+    level, so a scanning radar's sidelobe pulses 30 dB down are not labelled as the main beam."""
     row_gain = np.zeros(N_ROWS)
     t0, t1, gain = np.atleast_1d(t0), np.atleast_1d(t1), np.atleast_1d(gain)
     keep = (t1 > 0) & (t0 < geo.n_samples / geo.sample_rate)
@@ -69,9 +60,7 @@ def pulse_train_label(geo: Geometry, t0: np.ndarray, t1: np.ndarray, gain: np.nd
         r0, r1 = rows_of_interval(geo, t0[keep], t1[keep])
         for a, b, g in zip(r0, r1, gain[keep]):  # a pulse touches one or two rows
             np.maximum(row_gain[a:b + 1], g, out=row_gain[a:b + 1])
-    psd = row_gain[:, None] * col_snr[None, :]
-    mask = (row_gain > 0)[:, None] & ((psd >= 1.0) | band_cols[None, :])
-    return mask, psd
+    return row_gain
 
 
 def row_peak_power(x: np.ndarray, rate: float, geo: Geometry, block: int = 256) -> np.ndarray:

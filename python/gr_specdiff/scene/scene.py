@@ -27,7 +27,6 @@ GENERATOR_VERSION = 2  # 2: radar labels per pulse level and column profile
 SUPPORTED_RATES = (61.44e6, 30.72e6, 20e6, 19.2e6, 15.36e6)
 PRESETS = ("realistic", "paper")
 DEFAULT_CENTER_FREQ = 2.8e9
-_TINY = 1e-30
 _NATIVE_UNIT = 3.84e6  # 128 x 30 kHz: every NR/LTE CP is an integer number of samples
 
 
@@ -249,19 +248,22 @@ def _radar_signal(rng, p, ch, f_c, snr_db, rate, n_out, frame_s, fr_resp):
 
 
 def _radar_label_items(comp, snr_db, geo) -> list[tuple]:
-    """Class-map items of one pulse component: rows whose strongest pulse is below the IGNORE
-    level become a separate item at -inf dB, the others keep the radar's SNR."""
+    """Class-map items of one pulse component. Rows: those a pulse touches, each at its
+    strongest pulse's level. Columns: where that pulse's peak per-bin power (256-point Hann,
+    max over positions) reaches the noise's, united with the nominal band. The density is that
+    per-column power, so a strong pulse's far sinc sidelobes lose to a carrier under them.
+    Rows whose strongest pulse is below the IGNORE level become a separate item at -inf dB."""
     half = comp["b_nom"] / 2
     c0, c1 = geo.freq_to_col(comp["f"] - half), geo.freq_to_col(comp["f"] + half)
     idx = np.arange(N_COLS)
     band = (idx >= c0) & (idx <= c1)
-    col_snr = comp["profile"] * comp["amp2"]
-    mask, psd = labels.pulse_train_label(geo, comp["t0"], comp["t1"], comp["gain"], col_snr,
-                                         band)
-    row_snr = snr_db + 10 * np.log10(psd.max(axis=1) / col_snr.max() + _TINY)
-    weak = (row_snr < labels.IGNORE_BELOW_SNR_DB)[:, None]
-    # Density in the comm signals' unit (power per Hz, noise PSD = 1 / fs): per-bin SNR / fs.
-    dens = psd / geo.sample_rate
+    row_gain = labels.pulse_row_gain(geo, comp["t0"], comp["t1"], comp["gain"])
+    bin_snr = row_gain[:, None] * (comp["profile"] * comp["amp2"])[None, :]
+    mask = (row_gain > 0)[:, None] & ((bin_snr >= 1.0) | band[None, :])
+    with np.errstate(divide="ignore"):
+        weak = (snr_db + 10 * np.log10(row_gain) < labels.IGNORE_BELOW_SNR_DB)[:, None]
+    # Density in the comm signals' unit (power per Hz, noise PSD = 1 / fs).
+    dens = bin_snr / geo.sample_rate
     return [("radar", mask & ~weak, dens, snr_db), ("radar", mask & weak, dens, -math.inf)]
 
 
