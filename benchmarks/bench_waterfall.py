@@ -5,7 +5,7 @@
         [--model models/specdiff_default] [--draws 40] [--history 4] [--profile]
 
 Frames are real segmenter output: synthetic NR + LTE + radar scenes at 20 MS/s through
-``runtime.analyse_frame`` with the model and the segmenter's own detection messages, so the
+``runtime.analyse_frame`` with the model and the segmenter's own detection table, so the
 class maps and boxes are what a live flowgraph shows. Every draw adds one new frame, as the
 live display does. The GUI thread shares the CPU (and Python's GIL) with inference, so every
 millisecond here is one the model does not get on a small machine.
@@ -23,10 +23,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 def make_frames(model_path: str, n: int, rate: float) -> list[dict]:
-    import pmt
-
     from gr_specdiff import runtime as rt
-    from gr_specdiff.blocks.segmenter import detection_pmt
+    from gr_specdiff.blocks.pmt_arrays import dict_to_python
+    from gr_specdiff.blocks.segmenter import detection_table_pmt
     from gr_specdiff.scene import LTESpec, NRSpec, RadarSpec, SceneSpec, generate
 
     model = rt.open_model(model_path, device="cpu")
@@ -41,7 +40,7 @@ def make_frames(model_path: str, n: int, rate: float) -> list[dict]:
             "class_map": res.class_map, "db_image": rt.sg.to_db_image(res.spec.features),
             "sample_rate": rate, "center_freq": 2.4e9, "rx_time": job.rx_time,
             "n_samples": len(sc.iq),
-            "detections": [pmt.to_python(detection_pmt(d, 2.4e9)) for d in res.detections]})
+            "detections": dict_to_python(detection_table_pmt(res.detections, 2.4e9))})
     return frames
 
 
@@ -59,7 +58,7 @@ def main() -> None:
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     frames = [FrameView(d) for d in make_frames(args.model, args.frames, 20e6)]
-    boxes = np.mean([len(f.detections) for f in frames])
+    boxes = np.mean([len(f.boxes) for f in frames])
     w = WaterfallWidget(history=args.history, max_fps=0)
     w.resize(1100, 800)
     w.show()

@@ -174,10 +174,36 @@ class qa_segmenter(gr_unittest.TestCase):
                     "snr_db"):
             self.assertIn(key, d)
         self.assertEqual(d["class"], "NR")
+        # the frames' detection tables hold exactly the per-detection messages
+        from gr_specdiff import runtime as rt
+        rows = [r for fr in frames for r in rt.detection_rows(fr["detections"], fr["classes"])]
+        self.assertEqual(rows, dets)
         # tone at +200 kHz: the box covers it
         self.assertLessEqual(d["f_lower"], 200e3)
         self.assertGreaterEqual(d["f_upper"], 200e3)
         self.assertGreater(d["snr_db"], 10)
+
+    def test_013_no_detection_dicts_without_a_taker(self):
+        """Per-detection dicts (~35 us each, on the model's thread) are only built when the
+        detections port is connected or pass-through tags need them."""
+        segmod = sys.modules[segmenter.__module__]  # the package exports the class by that name
+        built = []
+        real = segmod.detection_pmt
+        segmod.detection_pmt = lambda d, fc: built.append(d) or real(d, fc)
+        try:
+            tb = gr.top_block()
+            seg = segmenter(InProcessModel(frame_seconds=FRAME / RATE), samp_rate=RATE,
+                            occupancy=False, policy="block")
+            fr = blocks.message_debug()
+            tb.msg_connect(seg, "frames", fr, "store")
+            tb.connect(blocks.vector_source_c(self.data.tolist()), seg)
+            tb.run()
+            frames = frames_of(fr)
+        finally:
+            segmod.detection_pmt = real
+        self.assertEqual(len(frames), 3)
+        self.assertGreater(len(frames[1]["detections"]["class_index"]), 0)
+        self.assertEqual(built, [])
 
     def test_006_malformed_messages_dropped(self):
         tb = gr.top_block()

@@ -15,10 +15,20 @@ from gnuradio import gr_unittest  # noqa: E402
 from PyQt5 import QtGui, QtWidgets  # noqa: E402
 
 from gr_specdiff.blocks import waterfall_sink  # noqa: E402
-from gr_specdiff.blocks.waterfall_sink import FrameView, WaterfallWidget, dict_to_python  # noqa: E402
+from gr_specdiff.blocks.waterfall_sink import (  # noqa: E402
+    BOX_FIELDS,
+    FrameView,
+    WaterfallWidget,
+    dict_to_python,
+)
 
 APP = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv)
 RATE, FC = 20e6, 2.6e9
+
+
+def table(dets):
+    """A detection table (one vector per field) holding ``dets``; missing fields are NaN."""
+    return {k: np.array([d.get(k, np.nan) for d in dets], np.float64) for k in BOX_FIELDS}
 
 
 def frame_msg(index=0):
@@ -35,7 +45,7 @@ def frame_msg(index=0):
                        "padded": 0, "rx_time": index * 0.04, "center_freq": FC,
                        "sample_rate": RATE, "class_map": cmap.ravel(),
                        "db_image": db.ravel(), "dropped": 0, "latency": 0.01,
-                       "detections": [det]})
+                       "detections": table([det])})
 
 
 class qa_waterfall_sink(gr_unittest.TestCase):
@@ -116,14 +126,15 @@ class qa_waterfall_sink(gr_unittest.TestCase):
         self.assertEqual(w.n_shown, 4)
 
     def test_005_boxes_and_labels_follow_the_frames(self):
-        """Every frame's detections are drawn as boxes of their class; a malformed detection
-        is skipped; a later draw shows only what the frames in the history hold."""
+        """Every frame's detections are drawn as boxes of their class; a detection with a
+        missing value is skipped; a later draw shows only what the frames in the history
+        hold; a table without a needed column is refused with its name."""
         w = WaterfallWidget(history=2, max_fps=0)
         col_w = RATE / 256
 
         def view(index, dets):
             d = dict_to_python(frame_msg(index))
-            d["detections"] = dets
+            d["detections"] = table(dets)
             return FrameView(d)
 
         def det(cls, ci, c0, c1, t0=0.0, t1=0.04):
@@ -142,6 +153,10 @@ class qa_waterfall_sink(gr_unittest.TestCase):
         drawn = w.drawn_boxes()
         self.assertEqual(drawn["boxes"], {1: 1, 2: 0, 3: 0})
         self.assertEqual(drawn["labels"], ["NR 4.69 MHz"])
+        d = dict_to_python(frame_msg(3))
+        del d["detections"]["t_stop"]
+        with self.assertRaisesRegex(ValueError, "t_stop"):
+            FrameView(d)
 
     def test_006_boxes_stay_on_their_frame_when_frames_were_dropped(self):
         """Frames are drawn edge to edge; a box belongs inside its own frame's band even when
@@ -150,9 +165,8 @@ class qa_waterfall_sink(gr_unittest.TestCase):
         for rx_time in (0.0, 1.0):  # 24 frames dropped in between
             d = dict_to_python(frame_msg(0))
             d["rx_time"] = rx_time
-            d["detections"] = [{"class": "NR", "class_index": 1, "f_lower": -1e6,
-                                "f_upper": 1e6, "t_start": rx_time + 0.01,
-                                "t_stop": rx_time + 0.02}]
+            d["detections"] = table([{"class_index": 1, "f_lower": -1e6, "f_upper": 1e6,
+                                      "t_start": rx_time + 0.01, "t_stop": rx_time + 0.02}])
             w.show_frame(FrameView(d))
         ys = sorted(round(poly.boundingRect().top(), 6)
                     for poly in w._box_paths[1].path().toSubpathPolygons())

@@ -198,3 +198,29 @@ def test_chunk_pacer_waits_only_for_what_the_buffer_has_held():
     # No new input while frames are in flight: wait (for a result), do not spin.
     assert pacer.delay(0, holding=True) == pytest.approx(1e-3)
     assert pacer.delay(0) == 0.0
+
+
+def test_detection_table_round_trip():
+    """The frames message's detection table (one array per field) gives back every
+    detection's message dict, with the class named from its index."""
+    geo = sg.geometry(800_000, 20e6)
+    cmap = np.zeros((256, 256), np.uint8)
+    cmap[10:60, 20:40] = 1
+    cmap[100:120, 200:250] = 3
+    dets = rt.detections(cmap, geo, frame_offset=1000, t0=5.0)
+    table = rt.detection_columns(dets, 2.4e9)
+    assert {c.dtype for c in table.values()} == {np.dtype(np.float64)}
+    want = []
+    for d in dets:
+        row = {k: v for k, v in d.to_dict(2.4e9).items() if k not in ("label", "n_pixels")}
+        want.append({**row, "class": d.label})
+    def no_nan(rows):  # NaN != NaN: no SNR without features
+        return [{k: "nan" if v != v else v for k, v in r.items()} for r in rows]
+
+    assert no_nan(rt.detection_rows(table)) == no_nan(want)
+    assert rt.detection_rows(rt.detection_columns([])) == []
+    broken = dict(table, t_stop=table["t_stop"][:1])
+    with pytest.raises(ValueError, match="differ in length"):
+        rt.detection_rows(broken)
+    with pytest.raises(ValueError, match="snr_db"):
+        rt.detection_rows({k: v for k, v in table.items() if k != "snr_db"})

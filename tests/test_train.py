@@ -167,6 +167,67 @@ def test_t_max_fraction_trains_the_first_sampler_step():
     assert sched.t_max not in uniform.tolist()
 
 
+@pytest.mark.parametrize("prediction", ["eps", "x0"])
+def test_first_estimate_is_the_one_step_sampler(prediction):
+    """Recycling starts from the latent a K = 1 pipeline returns for the same noise, and that
+    pass leaves the batch-norm running statistics alone."""
+    from gr_specdiff.train import _first_estimate
+
+    torch.manual_seed(0)
+    cfg = load_config("tiny")
+    cfg["model"]["prediction"] = prediction
+    cfg["diffusion"]["steps"] = 1
+    model = build_model(cfg)
+    x, _ = _batch(2)
+    pipe = build_pipeline(model, cfg, image_size=64)  # shares the model's modules
+    model.train()
+    cond = model.encode(x)[0].detach()
+    stats = [b.clone() for b in model.denoiser.buffers()]
+    lim = model.config.latent_scale
+    got = _first_estimate(model, NoiseSchedule(), pipe.noise.expand(2, -1, -1, -1), cond, lim)
+    assert model.denoiser.training
+    assert all(torch.equal(a, b) for a, b in zip(stats, model.denoiser.buffers()))
+    model.eval()
+    with torch.no_grad():
+        want = pipe.sample_latent(cond, pipe.noise)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_recycle_fraction_builds_f_t_from_the_first_estimate(monkeypatch):
+    """``loss.recycle_fraction``: after the t_max share, that share of the batch is noised from
+    the model's own first estimate (same noise draw), at t in 1..t_max-1; the rest is not."""
+    import gr_specdiff.train as tr
+
+    cfg = load_config("tiny")
+    model = build_model(cfg)
+    sched = NoiseSchedule()
+    given = {}
+
+    def fake_first(model_, schedule, z, cond, lim):
+        given["z"] = z.clone()
+        return torch.full_like(z, 0.5)
+
+    monkeypatch.setattr(tr, "_first_estimate", fake_first)
+    seen = []
+    denoise = model.denoise
+    model.denoise = lambda ft, t, cond: seen.append((ft.detach().clone(), t.clone())) or denoise(
+        ft, t, cond)
+    x, y = _batch(4)
+    loss_cfg = {**cfg["loss"], "t_max_fraction": 0.25, "recycle_fraction": 0.5}
+    total, _ = tr.compute_losses(model, sched, x, y, loss_cfg,
+                                 generator=torch.Generator().manual_seed(3))
+    assert torch.isfinite(total)
+    (ft, t), = seen
+    assert t[0] == sched.t_max
+    assert all(1 <= v < sched.t_max for v in t[1:3].tolist())
+    abar = sched.alpha_bar[t[1:3].long()].view(-1, 1, 1, 1)
+    want = abar.sqrt() * 0.5 + (1 - abar).sqrt() * given["z"]
+    torch.testing.assert_close(ft[1:3], want)
+    f0 = model.latent(y.long())
+    assert not torch.allclose(ft[3], abar[0].sqrt() * 0.5 + (1 - abar[0]).sqrt() * given["z"][0])
+    assert f0.shape == ft.shape
+
+
 def test_init_from_checkpoint_and_export(tmp_path):
     """A new run starts from a checkpoint's EMA weights or an exported model's weights; a
     model of another config is refused with a message naming the mismatch."""

@@ -20,7 +20,7 @@ import math
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -137,11 +137,57 @@ class Detection:
         return self.f_upper - self.f_lower
 
     def to_dict(self, center_freq: float = 0.0) -> dict:
-        d = asdict(self)
+        d = {k: getattr(self, k) for k in _DETECTION_ATTRS}  # asdict() deep-copies: 5x slower
         d["bandwidth"] = self.bandwidth
         d["freq_lower_edge"] = center_freq + self.f_lower
         d["freq_upper_edge"] = center_freq + self.f_upper
         return d
+
+
+_DETECTION_ATTRS = tuple(f.name for f in fields(Detection))
+
+#: The numeric fields of a detection message (docs/BLOCKS.md), floats then integers.
+DETECTION_FLOAT_FIELDS = ("f_lower", "f_upper", "bandwidth", "freq_lower_edge",
+                          "freq_upper_edge", "t_start", "t_stop", "confidence", "snr_db")
+DETECTION_INT_FIELDS = ("class_index", "sample_start", "sample_count", "frame", "row_start",
+                        "row_stop", "col_start", "col_stop")
+
+
+def detection_columns(dets: list[Detection], center_freq: float = 0.0) -> dict:
+    """A frame's detections as one float64 array per field, in detection order: the
+    ``frames`` message's detection table (one f64 vector per field instead of a dict per
+    detection: ~100x cheaper to build and to read for ~100 detections). Integer fields are
+    exact in float64 (< 2**53); f64 also keeps the table readable by ``pmt.to_python``,
+    which has no 64-bit integer vectors."""
+    cols = {k: np.array([getattr(d, k) for d in dets], np.float64)
+            for k in ("f_lower", "f_upper", "t_start", "t_stop", "confidence", "snr_db")
+            + DETECTION_INT_FIELDS}
+    cols["bandwidth"] = cols["f_upper"] - cols["f_lower"]
+    cols["freq_lower_edge"] = center_freq + cols["f_lower"]
+    cols["freq_upper_edge"] = center_freq + cols["f_upper"]
+    return {k: cols[k] for k in DETECTION_FLOAT_FIELDS + DETECTION_INT_FIELDS}
+
+
+def detection_rows(table: dict, classes=CLASSES) -> list[dict]:
+    """The inverse of :func:`detection_columns`: one dict per detection, with ``class`` named
+    from ``class_index``. Raises ValueError when columns are missing or of unequal length."""
+    missing = [k for k in DETECTION_FLOAT_FIELDS + DETECTION_INT_FIELDS if k not in table]
+    if missing:
+        raise ValueError(f"detection table lacks {missing}")
+    cols = {k: np.asarray(table[k]).ravel() for k in DETECTION_FLOAT_FIELDS + DETECTION_INT_FIELDS}
+    n = {len(v) for v in cols.values()}
+    if len(n) != 1:
+        raise ValueError(f"detection table columns differ in length: {sorted(n)}")
+    floats = [cols[k].astype(float).tolist() for k in DETECTION_FLOAT_FIELDS]
+    ints = [np.rint(cols[k]).astype(np.int64).tolist() for k in DETECTION_INT_FIELDS]
+    rows = []
+    for i in range(n.pop()):
+        row = {k: v[i] for k, v in zip(DETECTION_FLOAT_FIELDS, floats)}
+        row.update({k: v[i] for k, v in zip(DETECTION_INT_FIELDS, ints)})
+        ci = row["class_index"]
+        row["class"] = classes[ci] if 0 <= ci < len(classes) else str(ci)
+        rows.append(row)
+    return rows
 
 
 def detections(class_map, geo: sg.Geometry, *, confidence=None, features=None,

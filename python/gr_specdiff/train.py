@@ -2,7 +2,9 @@
 """Training of SpecDiff: hybrid loss, EMA, validation, resumable checkpoints, DDP.
 
 Loss (per batch; ``t`` uniform in ``0..T-1`` except a ``t_max_fraction`` share of the batch
-at the sampler's first timestep ``t_max``, ``eps ~ N(0, I)``)::
+at the sampler's first timestep ``t_max`` and a ``recycle_fraction`` share whose ``F_t`` is
+built from the model's own first estimate instead of ``F_0`` (see :func:`compute_losses`),
+``eps ~ N(0, I)``)::
 
     F_0 = mask_to_latent(labels)                 (fixed projection, see specdiff.py)
     F_t = alpha_t F_0 + sigma_t eps              (eq. 7)
@@ -208,17 +210,31 @@ def compute_losses(
     # ~1/T of the training signal, so a fixed share of each batch can be spent there.
     n_first = round(float(loss_cfg.get("t_max_fraction", 0.0)) * b)
     t[:n_first] = schedule.t_max
+    # Recycling: a K > 1 sampler's later steps see F_t = alpha_t F_0_hat + sigma_t z built
+    # from its own first estimate F_0_hat, never from the truth. This share of the batch is
+    # trained on exactly that input, at t uniform in 1..t_max-1, to refine the estimate.
+    n_rec = min(round(float(loss_cfg.get("recycle_fraction", 0.0)) * b), b - n_first)
+    rec = slice(n_first, n_first + n_rec)
+    if n_rec:
+        t[rec] = torch.randint(1, schedule.t_max, (n_rec,), generator=generator)
     t = t.to(x.device)
     eps = torch.randn(f0.shape, generator=generator).to(x.device)
-    ft, alpha, sigma = schedule.add_noise(f0, t, eps)
+    lim = clip * c.latent_scale
+    base = f0
+    if n_rec:
+        base = f0.clone()
+        base[rec] = _first_estimate(model, schedule, eps[rec], cond[rec].detach(), lim)
+    ft, alpha, sigma = schedule.add_noise(base, t, eps)
     out = model.denoise(ft, t.float(), cond)
     if c.prediction == "x0":
         l_diff = F.mse_loss(out, f0)
         f0_hat = out
     else:
-        l_diff = F.mse_loss(out, eps)
+        # The target is the noise that would turn the *truth* into F_t; for recycled items
+        # F_t was built from the estimate, so it is (F_t - alpha F_0) / sigma, not eps.
+        target = eps if not n_rec else (ft - alpha * f0) / sigma
+        l_diff = F.mse_loss(out, target)
         f0_hat = (ft - sigma * out) / alpha
-    lim = clip * c.latent_scale
     if lim > 0:
         f0_hat = f0_hat.clamp(-lim, lim)
     lam_diff = float(loss_cfg.get("lambda_diff", 1.0))
@@ -238,6 +254,25 @@ def compute_losses(
         parts["seg_pred"] = float(l_pred.detach())
     parts["total"] = float(total.detach())
     return total, parts
+
+
+def _first_estimate(model: SpecDiff, schedule: NoiseSchedule, z: Tensor, cond: Tensor,
+                    lim: float) -> Tensor:
+    """The K = 1 sampler's clean latent from noise ``z``, computed as inference does it
+    (batch norm on its running statistics, which this pass leaves untouched), no gradient."""
+    net = model.denoiser
+    was = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            t = torch.full((z.shape[0],), float(schedule.t_max), device=z.device)
+            out = net(z, t, cond)
+            if model.config.prediction != "x0":
+                tm = schedule.t_max
+                out = (z - float(schedule.sigma64[tm]) * out) / float(schedule.alpha64[tm])
+            return out.clamp(-lim, lim) if lim > 0 else out
+    finally:
+        net.train(was)
 
 
 class HybridLoss(nn.Module):

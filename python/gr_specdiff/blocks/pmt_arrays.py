@@ -49,7 +49,7 @@ def from_uvector(v) -> np.ndarray:
 
 def dict_to_python(msg) -> dict:
     """A PMT dict -> Python dict; uniform vectors become numpy arrays via :func:`from_uvector`
-    (``pmt.to_python`` would take ~20 ms per 65536-value image)."""
+    (``pmt.to_python`` would take ~20 ms per 65536-value image), nested dicts likewise."""
     if not pmt.is_dict(msg):
         raise ValueError("not a PMT dict")
     out = {}
@@ -59,5 +59,10 @@ def dict_to_python(msg) -> dict:
         key = pmt.car(kv)
         val = pmt.cdr(kv)
         k = pmt.symbol_to_string(key) if pmt.is_symbol(key) else str(pmt.to_python(key))
-        out[k] = from_uvector(val) if pmt.is_uniform_vector(val) else pmt.to_python(val)
+        if pmt.is_uniform_vector(val):
+            out[k] = from_uvector(val)
+        elif pmt.is_dict(val):
+            out[k] = dict_to_python(val)
+        else:
+            out[k] = pmt.to_python(val)
     return out

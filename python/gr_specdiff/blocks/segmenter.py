@@ -54,27 +54,29 @@ def _float_to_rx_time(t: float):
     return pmt.make_tuple(pmt.from_uint64(int(secs)), pmt.from_double(t - secs))
 
 
-_DET_FLOATS = tuple(pmt.intern(k) for k in (
-    "f_lower", "f_upper", "bandwidth", "freq_lower_edge", "freq_upper_edge", "t_start",
-    "t_stop", "confidence", "snr_db"))
-_DET_INTS = tuple(pmt.intern(k) for k in (
-    "class_index", "sample_start", "sample_count", "frame", "row_start", "row_stop",
-    "col_start", "col_stop"))
+_DET_FLOATS = tuple(pmt.intern(k) for k in rt.DETECTION_FLOAT_FIELDS)
+_DET_INTS = tuple(pmt.intern(k) for k in rt.DETECTION_INT_FIELDS)
 _DET_CLASS = pmt.intern("class")
 
 
 def detection_pmt(d: rt.Detection, center_freq: float):
-    """One detection as a PMT dict, built with typed constructors (2x faster than
-    ``pmt.to_pmt`` on a Python dict; a busy frame carries ~100 detections)."""
+    """One detection as a PMT dict (the ``detections`` port and pass-through tags), built with
+    typed constructors (2x faster than ``pmt.to_pmt`` on a Python dict)."""
     msg = pmt.dict_add(pmt.make_dict(), _DET_CLASS, pmt.intern(d.label))
-    floats = (d.f_lower, d.f_upper, d.bandwidth, center_freq + d.f_lower,
-              center_freq + d.f_upper, d.t_start, d.t_stop, d.confidence, d.snr_db)
-    for key, v in zip(_DET_FLOATS, floats):
-        msg = pmt.dict_add(msg, key, pmt.from_double(float(v)))
-    ints = (d.class_index, d.sample_start, d.sample_count, d.frame, d.row_start, d.row_stop,
-            d.col_start, d.col_stop)
-    for key, v in zip(_DET_INTS, ints):
-        msg = pmt.dict_add(msg, key, pmt.from_long(int(v)))
+    row = d.to_dict(center_freq)
+    for key, name in zip(_DET_FLOATS, rt.DETECTION_FLOAT_FIELDS):
+        msg = pmt.dict_add(msg, key, pmt.from_double(float(row[name])))
+    for key, name in zip(_DET_INTS, rt.DETECTION_INT_FIELDS):
+        msg = pmt.dict_add(msg, key, pmt.from_long(int(row[name])))
+    return msg
+
+
+def detection_table_pmt(dets: list[rt.Detection], center_freq: float):
+    """A frame's detections as a PMT dict of uniform vectors, one per field (the ``frames``
+    message's ``detections``; ``runtime.detection_rows`` turns it back into dicts)."""
+    msg = pmt.make_dict()
+    for key, col in rt.detection_columns(dets, center_freq).items():
+        msg = pmt.dict_add(msg, pmt.intern(key), to_uvector(col))
     return msg
 
 
@@ -265,18 +267,25 @@ class segmenter(gr.basic_block):
             self.logger.warn(f"frame {job.index}: {res.spec.n_nonfinite} NaN/Inf samples "
                              "replaced by 0")
         self.latencies.append(res.latency_s)
-        self._publish(res)
+        # One dict per detection costs ~35 us (~100 a busy frame, on the thread that runs the
+        # model): built only when someone takes them, once for both messages and tags.
+        dets = []
+        if self.passthrough or self._has_subscribers(self.DETECTIONS_PORT):
+            dets = [detection_pmt(d, job.center_freq) for d in res.detections]
+        self._publish(res, dets)
         with self._lock:
             if self.occupancy_enabled:
                 self._ready.append(res)
             entry = self._pt_jobs.pop(job.index, None)
             if entry is not None:
-                entry[3] = [(d.sample_start, detection_pmt(d, job.center_freq))
-                            for d in res.detections]
+                entry[3] = [(d.sample_start, dp) for d, dp in zip(res.detections, dets)]
                 entry[2] = "ready"
         self._wake()
 
-    def _publish(self, res: rt.FrameResult):
+    def _has_subscribers(self, port) -> bool:
+        return pmt.length(self.message_subscribers(port)) > 0
+
+    def _publish(self, res: rt.FrameResult, detections: list):
         job = res.job
         d = {
             "frame": int(job.index), "offset": int(job.offset),
@@ -297,12 +306,10 @@ class segmenter(gr.basic_block):
             images["confidence"] = np.asarray(res.confidence, np.float32)
         for key, img in images.items():
             msg = pmt.dict_add(msg, pmt.intern(key), to_uvector(img))
-        dets = pmt.make_vector(len(res.detections), pmt.PMT_NIL)
-        for i, det in enumerate(res.detections):
-            dp = detection_pmt(det, job.center_freq)
-            pmt.vector_set(dets, i, dp)
+        msg = pmt.dict_add(msg, pmt.intern("detections"),
+                           detection_table_pmt(res.detections, job.center_freq))
+        for dp in detections:
             self.message_port_pub(self.DETECTIONS_PORT, dp)
-        msg = pmt.dict_add(msg, pmt.intern("detections"), dets)
         self.message_port_pub(self.FRAMES_PORT, msg)
 
     # ------------------------------------------------------------------ stream side

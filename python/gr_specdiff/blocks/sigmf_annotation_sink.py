@@ -2,7 +2,7 @@
 """``sigmf_annotation_sink``: write detections as SigMF annotations.
 
 Input message port ``detections``: one PMT dict per detection as published by the
-segmenter (``frames`` dicts, which carry a ``detections`` vector, are accepted too).
+segmenter (``frames`` dicts, which carry their ``detections`` as a table, are accepted too).
 Annotations: ``core:label``, ``core:freq_lower_edge``, ``core:freq_upper_edge``,
 ``core:sample_start``, ``core:sample_count``, ``specdiff:confidence``, ``specdiff:snr_db``.
 The metadata file is written on stop() (and by :meth:`flush`). With ``recording`` set,
@@ -18,7 +18,9 @@ from pathlib import Path
 import pmt
 from gnuradio import gr
 
-from gr_specdiff import __version__
+from gr_specdiff import CLASSES, __version__
+from gr_specdiff import runtime as rt
+from gr_specdiff.blocks.pmt_arrays import dict_to_python
 
 REQUIRED = ("class", "sample_start", "sample_count", "freq_lower_edge", "freq_upper_edge")
 
@@ -103,11 +105,14 @@ class sigmf_annotation_sink(gr.basic_block):
 
     def handle_msg(self, msg):
         try:
-            d = pmt.to_python(msg)
-            if not isinstance(d, dict):
-                raise ValueError("not a PMT dict")
-            items = list(d["detections"]) if "detections" in d and "class" not in d else [d]
-            new = [annotation_from_detection(x) for x in items if isinstance(x, dict)]
+            d = dict_to_python(msg)
+            if "detections" in d and "class" not in d:  # a frames message
+                if not isinstance(d["detections"], dict):
+                    raise ValueError("a frames message's detections must be a table")
+                items = rt.detection_rows(d["detections"], list(d.get("classes", CLASSES)))
+            else:
+                items = [d]
+            new = [annotation_from_detection(x) for x in items]
         except Exception as exc:  # noqa: BLE001 - log and drop
             self.n_dropped += 1
             self.logger.warn(f"dropped malformed detection message ({exc}): "

@@ -27,7 +27,7 @@ import pyqtgraph as pg  # noqa: E402
 from gnuradio import gr  # noqa: E402
 from PyQt5 import QtCore, QtGui, QtWidgets  # noqa: E402
 
-from gr_specdiff import CLASS_COLORS, CLASSES  # noqa: E402
+from gr_specdiff import CLASS_COLORS, CLASSES, NOISE  # noqa: E402
 from gr_specdiff import runtime as rt  # noqa: E402
 from gr_specdiff.blocks.pmt_arrays import dict_to_python  # noqa: E402
 
@@ -53,15 +53,32 @@ class FrameView:
         self.duration = n / self.sample_rate if n > 0 else 0.04
         self.dropped = int(d.get("dropped", 0))
         self.latency = float(d.get("latency", 0.0))
-        self.detections = [x for x in (d.get("detections") or []) if isinstance(x, dict)]
+        self.boxes = _boxes(d.get("detections"))
 
 
-def _area(d) -> float:
-    try:
-        return (float(d["t_stop"]) - float(d["t_start"])) * (
-            float(d["f_upper"]) - float(d["f_lower"]))
-    except (KeyError, TypeError, ValueError):
-        return 0.0
+#: The detection-table columns the display reads, in the order of a row of ``FrameView.boxes``.
+BOX_FIELDS = ("f_lower", "f_upper", "t_start", "t_stop", "class_index")
+
+
+def _boxes(table) -> np.ndarray:
+    """``(n, 5)`` rows of :data:`BOX_FIELDS` from a frame's detection table, largest area
+    first; rows with a non-finite value or a class index without a colour are left out."""
+    if table is None:
+        return np.zeros((0, len(BOX_FIELDS)))
+    if not isinstance(table, dict):
+        raise ValueError("detections must be a table (a dict of one vector per field, "
+                         "docs/BLOCKS.md)")
+    missing = [k for k in BOX_FIELDS if k not in table]
+    if missing:
+        raise ValueError(f"detection table lacks {missing}")
+    cols = [np.asarray(table[k], np.float64).ravel() for k in BOX_FIELDS]
+    if len({c.size for c in cols}) != 1:
+        raise ValueError("detection table columns differ in length")
+    b = np.stack(cols, axis=1)
+    colored = [c for c in CLASS_COLORS if c != NOISE]
+    b = b[np.isfinite(b).all(axis=1) & np.isin(b[:, 4], colored)]
+    area = (b[:, 1] - b[:, 0]) * (b[:, 3] - b[:, 2])
+    return b[np.argsort(-area, kind="stable")]
 
 
 class WaterfallWidget(QtWidgets.QWidget):
@@ -235,22 +252,16 @@ class WaterfallWidget(QtWidgets.QWidget):
         for f in reversed(self.frames) if self.show_boxes else ():
             t_end = f.rx_time + f.duration - band_top  # stream time shown at y = 0
             band_top -= f.duration
-            dets = sorted(f.detections, key=_area, reverse=True)[:self.MAX_BOXES]
-            for k, d in enumerate(dets):
-                try:
-                    x0 = f.center_freq + float(d["f_lower"])
-                    x1 = f.center_freq + float(d["f_upper"])
-                    y0 = float(d["t_start"]) - t_end
-                    y1 = float(d["t_stop"]) - t_end
-                    ci = int(d.get("class_index", 0))
-                except (KeyError, TypeError, ValueError):
-                    continue  # a malformed detection is skipped, the frame still shows
+            for k, (f0, f1, t0, t1, ci) in enumerate(f.boxes[:self.MAX_BOXES].tolist()):
+                ci = int(ci)
                 if ci not in paths:
                     continue
+                x0, x1 = f.center_freq + f0, f.center_freq + f1
+                y0, y1 = t0 - t_end, t1 - t_end
                 paths[ci].addRect(QtCore.QRectF(x0, y0, x1 - x0, y1 - y0))
                 if (k < self.MAX_LABELS and (x1 - x0) > 0.03 * f.sample_rate
                         and (y1 - y0) > 0.1 * f.duration):
-                    labels.append((f"{d.get('class', '?')} {(x1 - x0) / 1e6:.2f} MHz",
+                    labels.append((f"{CLASSES[ci]} {(x1 - x0) / 1e6:.2f} MHz",
                                    CLASS_COLORS[ci], x0, y1))
         for c, item in self._box_paths.items():
             item.setPath(paths[c])

@@ -70,12 +70,14 @@ def make_default_scene(out_dir: Path, seed=0, rate=20e6, n_frames=2, frame_secon
 
 
 class _Collector:
-    """Message sink storing ``frames`` messages as Python dicts (built lazily: gnuradio)."""
+    """Message sink storing ``frames`` messages as Python dicts, each detection as a dict
+    (built lazily: gnuradio)."""
 
     def __new__(cls):
         import pmt
         from gnuradio import gr
 
+        from gr_specdiff import runtime as rt
         from gr_specdiff.blocks.pmt_arrays import dict_to_python
 
         class collector(gr.basic_block):
@@ -86,7 +88,9 @@ class _Collector:
                 self.set_msg_handler(pmt.intern("frames"), self.handle)
 
             def handle(self, msg):
-                self.frames.append(dict_to_python(msg))
+                d = dict_to_python(msg)
+                d["detections"] = rt.detection_rows(d["detections"], list(d["classes"]))
+                self.frames.append(d)
 
         return collector()
 
