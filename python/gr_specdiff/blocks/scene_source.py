@@ -121,11 +121,18 @@ class scene_source(gr.sync_block):
                 self.add_item_tag(0, 0, pmt.intern(key), val)
         if self.throttle:
             ahead = self.nitems_written(0) / self.samp_rate - (time.monotonic() - self._t0)
+            # Sleep until due, then produce. Returning 0 instead makes GNU Radio wait until
+            # downstream consumes before calling a source again: ~210 ms stalls, after which
+            # the buffered frames arrived as one burst that a live segmenter's queue dropped.
             if ahead > 0.005:
                 time.sleep(min(ahead, 0.1))
-                return 0
         if self._frame is None or self._pos >= len(self._frame):
-            if not self._next_frame():
+            try:
+                more = self._next_frame()
+            except ValueError as exc:  # e.g. a mix whose signals do not fit the sample rate
+                self.logger.error(f"cannot generate a scene: {exc}; the stream ends here")
+                return -1  # an exception would kill the block's thread and hang the flowgraph
+            if not more:
                 return -1
         k = min(len(out), len(self._frame) - self._pos)
         out[:k] = self._frame[self._pos:self._pos + k]

@@ -109,5 +109,8 @@ def run(args) -> int:
     finally:
         tb.stop()
         tb.wait()
-    print(f"frames analysed {seg.processed_frames()}, dropped {seg.dropped_frames()}")
+    lat = sorted(seg.latencies)
+    tail = (f"; latency median {lat[len(lat) // 2] * 1e3:.0f} ms, p99 "
+            f"{lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1e3:.0f} ms" if lat else "")
+    print(f"frames analysed {seg.processed_frames()}, dropped {seg.dropped_frames()}{tail}")
     return 0
