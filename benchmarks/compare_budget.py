@@ -32,19 +32,22 @@ import torch
 from gr_specdiff.model.factory import build_model, load_config
 from gr_specdiff.train import count_parameters, train
 
-#: name -> overrides of the default config's model section (None: not trained).
+#: name -> overrides of the base config, section by section (None: not trained). A model
+#: section with an ``arch`` replaces the base's model section (a baseline network).
 VARIANTS = {
     "specdiff": {},  # full SpecDiff lite: FF + CP
-    "specdiff_no_cp": {"use_cp": False},
-    "specdiff_no_ff": {"use_ff": False},
-    "specdiff_base": {"use_cp": False, "use_ff": False},  # the paper's ablation baseline
-    "unet_lite": {"arch": "unet", "widths": [32, 64, 96, 160], "stem": 4},
+    "specdiff_no_cp": {"model": {"use_cp": False}},
+    "specdiff_no_ff": {"model": {"use_ff": False}},
+    "specdiff_base": {"model": {"use_cp": False, "use_ff": False}},  # the paper's baseline
+    # SpecDiff's own training recipe of stage 4: a quarter of each batch recycled (train.py)
+    "specdiff_recycle": {"loss": {"recycle_fraction": 0.25}},
+    "unet_lite": {"model": {"arch": "unet", "widths": [32, 64, 96, 160], "stem": 4}},
     # Needs torchvision, which does not import beside this machine's torch 2.13 CPU build: run
     # it from a venv with torch 2.14.1 + torchvision 0.29.1 (PYTHONPATH=python), `--only deeplab`.
-    "deeplab": {"arch": "deeplab"},
+    "deeplab": {"model": {"arch": "deeplab"}},
     "energy": None,
 }
-DEFAULT_VARIANTS = [v for v in VARIANTS if v != "deeplab"]
+DEFAULT_VARIANTS = [v for v in VARIANTS if v not in ("deeplab", "specdiff_recycle")]
 
 
 def variant_config(name: str, base: str = "default", train_dir=None, val_dir=None) -> dict:
@@ -53,11 +56,11 @@ def variant_config(name: str, base: str = "default", train_dir=None, val_dir=Non
         cfg["data"]["dir"] = str(train_dir)
     if val_dir:
         cfg["data"]["val_dir"] = str(val_dir)
-    over = VARIANTS[name]
-    if over.get("arch") in ("unet", "deeplab"):
-        cfg["model"] = dict(over)
-    else:
-        cfg["model"].update(over)
+    for section, over in VARIANTS[name].items():
+        if section == "model" and "arch" in over:
+            cfg["model"] = dict(over)
+        else:
+            cfg.setdefault(section, {}).update(over)
     cfg["name"] = name
     return cfg
 
