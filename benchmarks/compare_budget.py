@@ -14,6 +14,10 @@ an annealed learning rate that the others lack. The energy detector needs no tra
         --root runs/compare_realistic --budget 1000 --schedule 1000 --frames 500
     .venv/bin/python benchmarks/compare_budget.py --config paper_protocol --data data/paper_test \
         --root runs/compare_paper --budget 1000 --schedule 1000 --frames 500
+    # the spread: the same runs with another training seed, in another root
+    .venv/bin/python benchmarks/compare_budget.py --config default_finetune --seed 1 \
+        --root runs/compare_realistic_v2_seed1 --budget 1000 --schedule 1000 --frames 500 \
+        --only specdiff unet_lite
 
 Runs live in runs/compare/<name>/, evaluations in runs/compare/<name>/eval/ (resumable:
 a finished run or evaluation is not redone).
@@ -87,6 +91,8 @@ def main() -> int:
     ap.add_argument("--val-data", help="validation split (default: the config's)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or auto (training and eval)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0,
+                    help="training seed (init, batches, noise); repeat runs measure the spread")
     ap.add_argument("--only", nargs="*", default=DEFAULT_VARIANTS, choices=list(VARIANTS))
     ap.add_argument("--reuse", nargs="*", default=[],
                     help="NAME=CHECKPOINT: evaluate an existing checkpoint instead of training")
@@ -105,6 +111,7 @@ def main() -> int:
             if not done and name not in reuse:
                 print(f"== training {name} for {args.budget} steps", flush=True)
                 cfg = variant_config(name, args.config, args.train_data, args.val_data)
+                cfg.setdefault("train", {})["seed"] = args.seed
                 train(cfg, out=run, steps=args.schedule, stop_at=args.budget,
                       resume=ckpt.exists(), progress=False, threads=args.threads,
                       device=args.device)

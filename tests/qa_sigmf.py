@@ -96,15 +96,20 @@ class qa_sigmf(gr_unittest.TestCase):
         seg = segmenter(self.model, device="cpu", samp_rate=RATE, policy="block",
                         occupancy=False)
         ann = sigmf_annotation_sink(out_meta, recording=meta)
+        # the same detections, taken from the frames messages' detection tables
+        ann_frames = sigmf_annotation_sink(os.path.join(self.dir, "frames.sigmf-meta"))
         dbg = blocks.message_debug()
         tb.connect(src, seg)
         tb.msg_connect(seg, "detections", ann, "detections")
+        tb.msg_connect(seg, "frames", ann_frames, "detections")
         tb.msg_connect(seg, "detections", dbg, "store")
         tb.run()
         time.sleep(0.1)
         ann.flush()
         dets = [pmt.to_python(dbg.get_message(i)) for i in range(dbg.num_messages())]
         self.assertTrue(dets)
+        self.assertEqual(ann_frames.annotations, ann.annotations)
+        self.assertEqual(ann_frames.n_dropped, 0)
         # the output is valid SigMF (read back by the sigmf package, with a data file)
         os.link(meta.replace(".sigmf-meta", ".sigmf-data"),
                 out_meta.replace(".sigmf-meta", ".sigmf-data"))

@@ -27,7 +27,7 @@ import pyqtgraph as pg  # noqa: E402
 from gnuradio import gr  # noqa: E402
 from PyQt5 import QtCore, QtGui, QtWidgets  # noqa: E402
 
-from gr_specdiff import CLASS_COLORS, CLASSES, NOISE  # noqa: E402
+from gr_specdiff import CLASS_COLORS, CLASSES  # noqa: E402
 from gr_specdiff import runtime as rt  # noqa: E402
 from gr_specdiff.blocks.pmt_arrays import dict_to_python  # noqa: E402
 
@@ -62,7 +62,7 @@ BOX_FIELDS = ("f_lower", "f_upper", "t_start", "t_stop", "class_index")
 
 def _boxes(table) -> np.ndarray:
     """``(n, 5)`` rows of :data:`BOX_FIELDS` from a frame's detection table, largest area
-    first; rows with a non-finite value or a class index without a colour are left out."""
+    first; rows with a non-finite value or a class index that is not a signal's are left out."""
     if table is None:
         return np.zeros((0, len(BOX_FIELDS)))
     if not isinstance(table, dict):
@@ -75,8 +75,7 @@ def _boxes(table) -> np.ndarray:
     if len({c.size for c in cols}) != 1:
         raise ValueError("detection table columns differ in length")
     b = np.stack(cols, axis=1)
-    colored = [c for c in CLASS_COLORS if c != NOISE]
-    b = b[np.isfinite(b).all(axis=1) & np.isin(b[:, 4], colored)]
+    b = b[np.isfinite(b).all(axis=1) & np.isin(b[:, 4], range(1, len(CLASSES)))]
     area = (b[:, 1] - b[:, 0]) * (b[:, 3] - b[:, 2])
     return b[np.argsort(-area, kind="stable")]
 
@@ -253,9 +252,7 @@ class WaterfallWidget(QtWidgets.QWidget):
             t_end = f.rx_time + f.duration - band_top  # stream time shown at y = 0
             band_top -= f.duration
             for k, (f0, f1, t0, t1, ci) in enumerate(f.boxes[:self.MAX_BOXES].tolist()):
-                ci = int(ci)
-                if ci not in paths:
-                    continue
+                ci = int(ci)  # one of paths' keys: _boxes keeps coloured classes only
                 x0, x1 = f.center_freq + f0, f.center_freq + f1
                 y0, y1 = t0 - t_end, t1 - t_end
                 paths[ci].addRect(QtCore.QRectF(x0, y0, x1 - x0, y1 - y0))
