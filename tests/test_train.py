@@ -226,6 +226,11 @@ def test_recycle_fraction_builds_f_t_from_the_first_estimate(monkeypatch):
     f0 = model.latent(y.long())
     assert not torch.allclose(ft[3], abar[0].sqrt() * 0.5 + (1 - abar[0]).sqrt() * given["z"][0])
     assert f0.shape == ft.shape
+    # recycle_steps: the recycled share sits at the later timesteps of that sampler
+    seen.clear()
+    tr.compute_losses(model, sched, x, y, {**loss_cfg, "recycle_steps": 3},
+                      generator=torch.Generator().manual_seed(4))
+    assert set(seen[0][1][1:3].tolist()) <= set(sched.timesteps(3)[1:].tolist())
 
 
 def test_init_from_checkpoint_and_export(tmp_path):

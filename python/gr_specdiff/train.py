@@ -212,11 +212,17 @@ def compute_losses(
     t[:n_first] = schedule.t_max
     # Recycling: a K > 1 sampler's later steps see F_t = alpha_t F_0_hat + sigma_t z built
     # from its own first estimate F_0_hat, never from the truth. This share of the batch is
-    # trained on exactly that input, at t uniform in 1..t_max-1, to refine the estimate.
+    # trained on exactly that input, to refine the estimate: at t uniform in 1..t_max-1, or
+    # at the later timesteps of a K = ``recycle_steps`` sampler.
     n_rec = min(round(float(loss_cfg.get("recycle_fraction", 0.0)) * b), b - n_first)
     rec = slice(n_first, n_first + n_rec)
     if n_rec:
-        t[rec] = torch.randint(1, schedule.t_max, (n_rec,), generator=generator)
+        k = int(loss_cfg.get("recycle_steps", 0))
+        if k >= 2:
+            later = torch.from_numpy(schedule.timesteps(k)[1:])
+            t[rec] = later[torch.randint(0, len(later), (n_rec,), generator=generator)]
+        else:
+            t[rec] = torch.randint(1, schedule.t_max, (n_rec,), generator=generator)
     t = t.to(x.device)
     eps = torch.randn(f0.shape, generator=generator).to(x.device)
     lim = clip * c.latent_scale
