@@ -34,35 +34,27 @@ def main() -> None:
     args = ap.parse_args()
 
     import pmt
+    from segmenter_frames import CENTER_FREQ, analysed_frames
 
-    from gr_specdiff import runtime as rt
     from gr_specdiff.blocks.pmt_arrays import dict_to_python
     from gr_specdiff.blocks.segmenter import detection_pmt, detection_table_pmt
-    from gr_specdiff.scene import LTESpec, NRSpec, RadarSpec, SceneSpec, generate
 
-    model = rt.open_model(args.model, device="cpu")
-    spec = SceneSpec(nr=[NRSpec()], lte=[LTESpec()], radar=[RadarSpec()])
-    dets = []
-    for i in range(args.frames):
-        sc = generate(np.random.default_rng(100 + i), 20e6, 0.04, spec)
-        job = rt.FrameJob(i, i * len(sc.iq), sc.iq, 20e6, 2.4e9, i * 0.04, len(sc.iq),
-                          time.monotonic())
-        dets.append(rt.analyse_frame(model, job).detections)
+    dets = [res.detections for res in analysed_frames(args.model, args.frames)]
 
     def dict_vector(ds):
         vec = pmt.make_vector(len(ds), pmt.PMT_NIL)
         for k, d in enumerate(ds):
-            pmt.vector_set(vec, k, detection_pmt(d, 2.4e9))
+            pmt.vector_set(vec, k, detection_pmt(d, CENTER_FREQ))
         return vec
 
     def in_message(value):  # as the frames message nests it
         return pmt.dict_add(pmt.make_dict(), pmt.intern("detections"), value)
 
-    tables = [in_message(detection_table_pmt(ds, 2.4e9)) for ds in dets]
+    tables = [in_message(detection_table_pmt(ds, CENTER_FREQ)) for ds in dets]
     vectors = [in_message(dict_vector(ds)) for ds in dets]
     rows = [
         ("table (f64 vector per field)",
-         per_call_ms(lambda ds: detection_table_pmt(ds, 2.4e9), dets, args.repeat),
+         per_call_ms(lambda ds: detection_table_pmt(ds, CENTER_FREQ), dets, args.repeat),
          per_call_ms(dict_to_python, tables, args.repeat)),
         ("one dict per detection",
          per_call_ms(dict_vector, dets, args.repeat),

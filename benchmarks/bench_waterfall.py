@@ -23,25 +23,18 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 def make_frames(model_path: str, n: int, rate: float) -> list[dict]:
+    """``frames`` messages (as the display decodes them) of real segmenter output."""
+    from segmenter_frames import CENTER_FREQ, analysed_frames
+
     from gr_specdiff import runtime as rt
     from gr_specdiff.blocks.pmt_arrays import dict_to_python
     from gr_specdiff.blocks.segmenter import detection_table_pmt
-    from gr_specdiff.scene import LTESpec, NRSpec, RadarSpec, SceneSpec, generate
 
-    model = rt.open_model(model_path, device="cpu")
-    spec = SceneSpec(nr=[NRSpec()], lte=[LTESpec()], radar=[RadarSpec()])
-    frames = []
-    for i in range(n):
-        sc = generate(np.random.default_rng(100 + i), rate, 0.04, spec)
-        job = rt.FrameJob(i, i * len(sc.iq), sc.iq, rate, 2.4e9, i * 0.04, len(sc.iq),
-                          time.monotonic())
-        res = rt.analyse_frame(model, job)
-        frames.append({
-            "class_map": res.class_map, "db_image": rt.sg.to_db_image(res.spec.features),
-            "sample_rate": rate, "center_freq": 2.4e9, "rx_time": job.rx_time,
-            "n_samples": len(sc.iq),
-            "detections": dict_to_python(detection_table_pmt(res.detections, 2.4e9))})
-    return frames
+    return [{"class_map": res.class_map, "db_image": rt.sg.to_db_image(res.spec.features),
+             "sample_rate": rate, "center_freq": CENTER_FREQ, "rx_time": res.job.rx_time,
+             "n_samples": len(res.job.iq),
+             "detections": dict_to_python(detection_table_pmt(res.detections, CENTER_FREQ))}
+            for res in analysed_frames(model_path, n, rate)]
 
 
 def main() -> None:

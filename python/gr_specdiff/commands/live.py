@@ -86,6 +86,7 @@ def build(args):
 
 
 def run(args) -> int:
+    import numpy as np
     from PyQt5 import QtCore, QtWidgets
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
@@ -109,8 +110,8 @@ def run(args) -> int:
     finally:
         tb.stop()
         tb.wait()
-    lat = sorted(seg.latencies)
-    tail = (f"; latency median {lat[len(lat) // 2] * 1e3:.0f} ms, p99 "
-            f"{lat[min(len(lat) - 1, int(0.99 * len(lat)))] * 1e3:.0f} ms" if lat else "")
+    lat = np.array(seg.latencies) * 1e3
+    tail = (f"; latency median {np.median(lat):.0f} ms, p99 {np.percentile(lat, 99):.0f} ms"
+            if lat.size else "")
     print(f"frames analysed {seg.processed_frames()}, dropped {seg.dropped_frames()}{tail}")
     return 0
