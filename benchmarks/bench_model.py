@@ -86,7 +86,8 @@ def bench(name: str, steps_list, batch: int, repeats: int, devices) -> list[dict
     for model, pipe, k in models:
         pipe = pipe.eval()
         params = count_parameters(model) if model is not None else 0
-        x1 = torch.rand(1, 3, 256, 256)
+        c = model.config.input_channels if model is not None and hasattr(model, "config") else 3
+        x1 = torch.rand(1, c, 256, 256)
         macs = count_macs(pipe, x1)
         scripted = torch.jit.script(pipe)
         row = {"model": name, "K": k, "params": params, "gmacs": macs / 1e9}
@@ -94,7 +95,7 @@ def bench(name: str, steps_list, batch: int, repeats: int, devices) -> list[dict
             s = scripted.to(dev)
             sync = torch.cuda.synchronize if dev == "cuda" else None
             xb1 = x1.to(dev)
-            xbn = torch.rand(batch, 3, 256, 256, device=dev)
+            xbn = torch.rand(batch, c, 256, 256, device=dev)
             row[f"{dev}_b1_ms"] = latency_ms(s, xb1, repeats, sync)
             row[f"{dev}_b{batch}_ms"] = latency_ms(s, xbn, max(2, repeats // 2), sync)
             if dev == "cuda":

@@ -37,7 +37,7 @@ def main() -> None:
             continue
         feats, labels, _ = ds[i]
         labels = labels.numpy()
-        pred = model(feats.numpy())[0][0]
+        pred = model(model.input(feats.numpy(), ds.meta(i)["sample_rate"]))[0][0]
         truth, found = labels == RADAR, (pred == RADAR) & (labels != IGNORE)
         kind = max(radars, key=lambda s: s["snr_db"])["params"]["kind"]
         counts[kind] += [1, truth.sum(), (truth & found).sum(), (found & ~truth).sum()]

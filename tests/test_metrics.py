@@ -110,3 +110,25 @@ def test_per_snr_bins_keep_noise_free_frames_apart():
     assert bins == {(-10.0, -5.0): 2, (30.0, 50.0): 2, (50.0, None): 1}  # [lo, hi) bins
     header = {"model": "zeros", "data": "frames", "latency": {"batch": 2, "ms_per_frame": 1.0}}
     assert "| >= 50 | 1 |" in _markdown({**rep, **header})
+
+
+def test_per_rate_keeps_each_rate_confusion():
+    """Per sample rate, the report keeps the confusion matrix and per-class accuracy, so a gap
+    between rates can be read as detection (vs noise) or classification (NR vs LTE) errors."""
+    from gr_specdiff.evaluate import evaluate
+
+    class Frames:
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return np.zeros((3, 8, 8), np.float32), np.full((8, 8), 1 + i % 2, np.int64), i
+
+        def meta(self, i):
+            return {"snr_db": 10.0, "sample_rate": (61.44e6, 20e6)[i % 2]}
+
+    rep = evaluate(lambda x: (np.ones((len(x), 8, 8), np.uint8), None), Frames(), batch=3)
+    fast, slow = rep["per_rate"]
+    assert (fast["sample_rate"], slow["sample_rate"]) == (61.44e6, 20e6)
+    assert fast["confusion_matrix"][1][1] == 128 and slow["confusion_matrix"][2][1] == 128
+    assert fast["per_class_accuracy"]["NR"] == 1.0 and slow["per_class_accuracy"]["LTE"] == 0.0

@@ -166,3 +166,29 @@ def test_config_inheritance(tmp_path):
     bad.write_text("- a list\n")
     with pytest.raises(ValueError, match="not a YAML mapping"):
         load_config(bad)
+
+
+def test_rate_conditioning_starts_as_the_unconditioned_model_and_learns_the_rate():
+    """A fresh RateFiLM is the identity, so fine-tuning starts from the parent model; once its
+    output layer is non-zero, the encoder depends on the rate plane, eager and scripted alike."""
+    cfg = load_config("tiny")
+    torch.manual_seed(0)
+    plain = build_model(cfg).eval()
+    cfg["model"]["rate_conditioning"] = True
+    rated = build_model(cfg).eval()
+    assert rated.config.input_channels == 4
+    missing = rated.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(".rate_film." in k for k in missing)
+    x = torch.rand(2, 3, 64, 64)
+    with_rate = torch.cat([x, torch.full((2, 1, 64, 64), -1.0)], dim=1)
+    with torch.no_grad():
+        for a, b in zip(rated.encode(with_rate), plain.encode(x)):
+            torch.testing.assert_close(a, b)
+        torch.nn.init.normal_(rated.encoder.rate_film.mlp[2].weight, std=0.5)
+        cond = rated.encode(with_rate)[0]
+        other = rated.encode(torch.cat([x, torch.zeros(2, 1, 64, 64)], dim=1))[0]
+        assert (cond - other).abs().max() > 1e-3
+        scripted = torch.jit.script(rated.encoder)
+        torch.testing.assert_close(scripted(with_rate)[0], cond)
+    with pytest.raises(ValueError, match=r"expected \(B, 4, H, W\)"):
+        rated.check_input(x)

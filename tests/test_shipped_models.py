@@ -62,7 +62,7 @@ def test_segments_fresh_high_snr_scene(shipped):
         scene = generate(np.random.default_rng(seed), sample_rate=rate,
                          frame_seconds=shipped.frame_seconds, spec=SCENE)
         assert {s.kind for s in scene.signals} == {"NR", "LTE", "radar"}
-        class_map, confidence = shipped(scene.features())
+        class_map, confidence = shipped(shipped.input(scene.features(), rate))
         assert class_map.shape == (1, 256, 256) and confidence.shape == (1, 256, 256)
         cm += confusion_matrix(class_map[0], scene.class_map)
     report = metrics_from_confusion(cm)
@@ -77,7 +77,7 @@ def test_paper_protocol_model_segments_paper_scenes(card_path):
     cm = np.zeros((4, 4), np.int64)
     for seed in SCENE_SEEDS:
         scene = generate(np.random.default_rng(seed), 61.44e6, spec=SCENE, preset="paper")
-        class_map, _ = model(scene.features())
+        class_map, _ = model(model.input(scene.features(), 61.44e6))
         cm += confusion_matrix(class_map[0], scene.class_map)
     report = metrics_from_confusion(cm)
     assert report["mean_iou"] > MIN_MEAN_IOU_PAPER, report

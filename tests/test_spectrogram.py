@@ -199,3 +199,19 @@ def test_bad_sample_rate():
         sg.compute_features(np.ones(100_000, np.complex64), 0.0)
     with pytest.raises(ValueError, match="all zeros"):
         sg.compute_features_torch(torch.zeros(1, 100_000, dtype=torch.complex64), 1e6)
+
+
+def test_model_input_appends_the_rate_plane():
+    """One function builds what a rate-conditioned model sees, for numpy (blocks, datasets)
+    and torch alike: the features unchanged plus a plane of log2(rate / 61.44 MS/s)."""
+    feats = np.random.default_rng(0).random((3, 256, 256), dtype=np.float32)
+    assert sg.model_input(feats, 20e6, False) is feats
+    x = sg.model_input(feats, 15.36e6, True)
+    assert x.shape == (4, 256, 256) and x.dtype == np.float32
+    np.testing.assert_array_equal(x[:3], feats)
+    assert np.all(x[3] == -2.0)
+    assert sg.rate_value(61.44e6) == 0.0
+    t = sg.model_input(torch.from_numpy(feats[None]), 30.72e6, True)
+    assert t.shape == (1, 4, 256, 256) and torch.all(t[0, 3] == -1.0)
+    with pytest.raises(ValueError, match="sample rate must be > 0"):
+        sg.model_input(feats, 0.0, True)

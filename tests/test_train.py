@@ -278,3 +278,46 @@ def test_max_minutes_stops_validated_and_checkpointed(tmp_path):
     res = train(cfg, out=tmp_path, progress=False, threads=1, max_minutes=1e-9)
     assert res["step"] == 1 and "mean_iou" in res
     assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 1
+
+
+def test_rate_conditioned_model_trains_exports_and_runs_live(tmp_path):
+    """Fine-tuning adds rate conditioning to an unconditioned checkpoint; the exported card
+    says the model takes the rate plane, the loaded model refuses bare features with a hint,
+    and the live path (runtime.analyse_frame) feeds it the frame's own rate."""
+    from gr_specdiff import runtime as rt
+    from gr_specdiff.cli import main
+    from gr_specdiff.model.export import load_model
+    from gr_specdiff.testsignal import mixed_test_signal
+
+    cfg = load_config("tiny")
+    cfg["data"].update(dir="synthetic", synthetic_frames=8, val_fraction=0.25)
+    cfg["train"].update(steps=2, val_every=1000, ckpt_every=1000, log_every=1, warmup=1)
+    train(cfg, out=tmp_path / "plain", progress=False, threads=1)
+    cfg["model"]["rate_conditioning"] = True
+    res = train(cfg, out=tmp_path / "rated", progress=False, threads=1,
+                init_from=tmp_path / "plain" / "checkpoint.pt")
+    assert res["step"] == 2 and "mean_iou" in res
+    assert main(["export", "--checkpoint", str(tmp_path / "rated" / "checkpoint.pt"),
+                 "--out", str(tmp_path / "m"), "--sample-rates", "20e6"]) == 0
+    model = load_model(tmp_path / "m.yaml", device="cpu")
+    assert model.card["spectrogram"]["rate_channel"] is True and model.input_channels == 4
+    with pytest.raises(ValueError, match="sample-rate plane"):
+        model(np.zeros((1, 3, 256, 256), np.float32))
+    model.warm_up(1)
+    iq = mixed_test_signal(20e6)[: rt.frame_length(model.card, 20e6)]
+    job = rt.FrameJob(index=0, iq=iq, offset=0, n_valid=len(iq), sample_rate=20e6,
+                      center_freq=0.0, rx_time=0.0, t_complete=0.0)
+    assert rt.analyse_frame(model, job).class_map.shape == (256, 256)
+
+
+def test_rate_channel_dataset_needs_the_frame_rate():
+    from gr_specdiff.data import WithRateChannel
+
+    class NoRate(SyntheticRectangles):
+        def meta(self, i):
+            return {}
+
+    x, _, _ = WithRateChannel(SyntheticRectangles(2, 64))[1]
+    assert x.shape == (4, 64, 64) and float(x[3, 0, 0]) == pytest.approx(np.log2(20 / 61.44))
+    with pytest.raises(ValueError, match="no sample_rate"):
+        WithRateChannel(NoRate(2, 64))[0]

@@ -235,7 +235,9 @@ def evaluate(
         m = metrics_from_confusion(per_rate[rate])
         rates.append({"sample_rate": float(rate), "frames": rate_frames[rate],
                       "mean_accuracy": m["mean_accuracy"], "mean_iou": m["mean_iou"],
-                      "per_class_iou": m["per_class_iou"]})
+                      "per_class_accuracy": m["per_class_accuracy"],
+                      "per_class_iou": m["per_class_iou"],
+                      "confusion_matrix": m["confusion_matrix"]})
     return {
         "metrics": metrics_from_confusion(cm_total),
         "frames": n,

@@ -85,6 +85,11 @@ def card_sample_rates(card: dict) -> list[float]:
     return [float(r) for r in (card.get("sample_rates") or [])]
 
 
+def card_rate_channel(card: dict) -> bool:
+    """Whether the card's model takes the sample-rate plane (``spectrogram.model_input``)."""
+    return bool((card.get("spectrogram") or {}).get("rate_channel", False))
+
+
 def check_sample_rate(card: dict, sample_rate: float) -> str | None:
     """``None`` when the model was trained for ``sample_rate``, else the reason why not."""
     rates = card_sample_rates(card)
@@ -502,7 +507,9 @@ def analyse_frame(model, job: FrameJob, classes=CLASSES, min_pixels: int = 4) ->
     t0 = time.monotonic()
     spec = sg.compute_features(job.iq, job.sample_rate)
     t1 = time.monotonic()
-    class_map, conf = model(spec.features[None])
+    x = sg.model_input(spec.features[None], job.sample_rate,
+                       card_rate_channel(getattr(model, "card", {}) or {}))
+    class_map, conf = model(x)
     class_map = np.asarray(class_map)[0].astype(np.uint8, copy=False)
     conf = None if conf is None else np.asarray(conf)[0].astype(np.float32, copy=False)
     t2 = time.monotonic()

@@ -43,6 +43,9 @@ FLOOR_QUANTILE = 0.2
 DB_LOW, DB_HIGH = -10.0, 50.0
 CONTRAST_HIGH = 30.0
 CHANNELS = ("mean_db", "peak_db", "peak_minus_mean_db")
+#: A rate-conditioned model takes one more, constant, channel: ``log2(sample_rate / this)``
+#: (0 at 61.44 MS/s, -1.68 at 19.2 MS/s), so it knows how wide a column is (see model_input).
+RATE_REFERENCE = 61.44e6
 #: Bumped whenever the arithmetic changes; model cards record it (train/serve parity).
 VERSION = 1
 _TINY = 1e-30
@@ -301,6 +304,35 @@ def compute_features_torch(iq, sample_rate: float):
         ((peak_db - mean_db) / CONTRAST_HIGH).clamp(0, 1),
     ], dim=1)
     return feats, n_bad
+
+
+def rate_value(sample_rate: float) -> float:
+    """The rate channel's value: ``log2(sample_rate / RATE_REFERENCE)``."""
+    if not sample_rate > 0:
+        raise ValueError(f"sample rate must be > 0, got {sample_rate}")
+    return math.log2(float(sample_rate) / RATE_REFERENCE)
+
+
+def model_input(features, sample_rate: float, rate_channel: bool):
+    """What a model is fed: the spectrogram ``features`` ((3, H, W) or (B, 3, H, W), numpy or
+    torch), plus, for a rate-conditioned model (``rate_channel``), a constant plane holding
+    :func:`rate_value`. Training data and the live blocks both go through this function.
+
+    Why a plane and not a second argument: the exported-model contract stays one tensor in,
+    and every consumer (blocks, evaluation, training) needs no other change; the network reads
+    the value back from the plane once and conditions its encoder on it."""
+    if not rate_channel:
+        return features
+    value = rate_value(sample_rate)
+    axis = -3
+    if isinstance(features, np.ndarray):
+        plane = np.full(features.shape[:-3] + (1,) + features.shape[-2:], value, features.dtype)
+        return np.concatenate([features, plane], axis=axis)
+    import torch
+
+    shape = tuple(features.shape[:-3]) + (1,) + tuple(features.shape[-2:])
+    plane = torch.full(shape, value, dtype=features.dtype, device=features.device)
+    return torch.cat([features, plane], dim=axis)
 
 
 def to_db_image(features: np.ndarray) -> np.ndarray:

@@ -79,7 +79,8 @@ class SyntheticRectangles(torch.utils.data.Dataset):
         return torch.from_numpy(np.clip(feats, 0, 1)), torch.from_numpy(labels), i
 
     def meta(self, i: int) -> dict:
-        return {"snr_db": 10.0}
+        # Two rates in turn, so a rate-conditioned model has something to be conditioned on.
+        return {"snr_db": 10.0, "sample_rate": (61.44e6, 20e6)[int(i) % 2]}
 
 
 class GeneratedScenes(torch.utils.data.Dataset):
@@ -117,26 +118,29 @@ class GeneratedScenes(torch.utils.data.Dataset):
 
 
 def open_dataset(path: str | Path, image_size: int = 256, n_synthetic: int = 256, seed: int = 0,
-                 data_cfg: dict | None = None):
+                 data_cfg: dict | None = None, rate_channel: bool = False):
     """``synthetic`` -> :class:`SyntheticRectangles`; ``generate`` -> :class:`GeneratedScenes`
     (``data_cfg``: ``frames``, ``sample_rates``, ``frame_seconds``, ``preset``); else a
-    ``gr_specdiff.data.SpectrumDataset`` directory."""
-    if str(path) == "synthetic":
-        return SyntheticRectangles(n_synthetic, image_size, seed)
-    if str(path) == "generate":
-        d = data_cfg or {}
-        return GeneratedScenes(int(d.get("frames", 100_000)), seed,
-                               d.get("sample_rates", [61.44e6]),
-                               float(d.get("frame_seconds", 0.04)), d.get("preset", "realistic"))
-    p = Path(path)
-    if not (p / "manifest.yaml").exists():
-        raise FileNotFoundError(
-            f"dataset {p} has no manifest.yaml; generate one with `specdiff datagen` "
-            "or use --data synthetic"
-        )
-    from gr_specdiff.data import SpectrumDataset
+    ``gr_specdiff.data.SpectrumDataset`` directory. ``rate_channel``: frames as a
+    rate-conditioned model takes them (``gr_specdiff.data.WithRateChannel``)."""
+    from gr_specdiff.data import SpectrumDataset, WithRateChannel
 
-    return SpectrumDataset(str(p))
+    if str(path) == "synthetic":
+        ds = SyntheticRectangles(n_synthetic, image_size, seed)
+    elif str(path) == "generate":
+        d = data_cfg or {}
+        ds = GeneratedScenes(int(d.get("frames", 100_000)), seed,
+                             d.get("sample_rates", [61.44e6]),
+                             float(d.get("frame_seconds", 0.04)), d.get("preset", "realistic"))
+    else:
+        p = Path(path)
+        if not (p / "manifest.yaml").exists():
+            raise FileNotFoundError(
+                f"dataset {p} has no manifest.yaml; generate one with `specdiff datagen` "
+                "or use --data synthetic"
+            )
+        ds = SpectrumDataset(str(p))
+    return WithRateChannel(ds) if rate_channel else ds
 
 
 def dataset_info(ds) -> dict:
@@ -362,14 +366,16 @@ def initial_weights(path: str | Path, model: nn.Module) -> dict:
 
         sd = load_model(p).module.state_dict()
     want = model.state_dict()
-    missing = [k for k in want if k not in sd]
+    # Rate conditioning added to an unconditioned model keeps its fresh weights: its output
+    # layer starts at zero, so the new model starts as the one it is initialised from.
+    missing = [k for k in want if k not in sd and ".rate_film." not in k]
     wrong = [k for k in want if k in sd and sd[k].shape != want[k].shape]
     if missing or wrong:
         raise ValueError(
             f"{path} does not fit this config's model: {len(missing)} missing tensors "
             f"{missing[:3]}, {len(wrong)} of another shape {wrong[:3]}; train with the config "
             "the model was built from (its card's model section)")
-    return {k: sd[k] for k in want}
+    return {k: sd.get(k, want[k]) for k in want}
 
 
 # ----------------------------------------------------------------------------- validation
@@ -481,13 +487,14 @@ def train(
     np.random.seed(seed + rank)
 
     image_size = int(dcfg.get("image_size", 256))
+    rate_channel = bool(cfg["model"].get("rate_conditioning", False))
     ds = open_dataset(dcfg.get("dir", "synthetic"), image_size, int(dcfg.get("synthetic_frames",
-                      256)), seed, dcfg)
-    if dcfg.get("val_dir") or isinstance(ds, GeneratedScenes):
+                      256)), seed, dcfg, rate_channel)
+    if dcfg.get("val_dir") or dcfg.get("dir") == "generate":
         train_idx = list(range(len(ds)))
         # On-the-fly training data validates on its own fixed generated set by default.
         val_ds = open_dataset(dcfg.get("val_dir") or "generate", image_size, 64, seed + 1,
-                              {**dcfg, "frames": int(tcfg.get("val_frames", 64))})
+                              {**dcfg, "frames": int(tcfg.get("val_frames", 64))}, rate_channel)
         val_idx = list(range(len(val_ds)))
     else:
         train_idx, val_idx = split_indices(len(ds), float(dcfg.get("val_fraction", 0.05)), seed)

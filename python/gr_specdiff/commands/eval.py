@@ -63,7 +63,6 @@ def _main(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    ds = open_dataset(args.data)
     device = resolve_device(args.device)
     model_path = Path(args.model)
     ckpt_path = args.checkpoint
@@ -91,12 +90,20 @@ def _main(args: argparse.Namespace) -> int:
         steps = em.card.get("sampler", {}).get("steps")
         ckpt_path = ckpt_path or em.card.get("training", {}).get("checkpoint")
         name = em.name
+    if energy:
+        rate_channel = False
+    elif model_path.suffix == ".pt":
+        rate_channel = bool(ck["config"]["model"].get("rate_conditioning", False))
+    else:
+        rate_channel = em.rate_channel
+    ds = open_dataset(args.data, rate_channel=rate_channel)
+    shape = tuple(ds[0][0].shape)
     report = evaluate(run, ds, max_frames=args.frames, batch=args.batch)
     report.update(model=str(args.model), data=str(args.data), steps=steps)
     report["latency"] = {"batch": 1, "device": str(device),
-                         "ms_per_frame": measure_latency(run, batch=1)}
+                         "ms_per_frame": measure_latency(run, shape, batch=1)}
     report["latency_batched"] = {"batch": args.batch,
-                                 "ms_per_frame": measure_latency(run, batch=args.batch)}
+                                 "ms_per_frame": measure_latency(run, shape, batch=args.batch)}
     if energy:
         # Occupancy only (class map 0/1): noise-vs-signal IoU from the confusion matrix.
         cm = report["metrics"]["confusion_matrix"]
@@ -133,7 +140,7 @@ def _main(args: argparse.Namespace) -> int:
             m = metrics_from_confusion(cm)
             sweep.append({"steps": k, "frames": n, "mean_accuracy": m["mean_accuracy"],
                           "mean_iou": m["mean_iou"],
-                          "ms_per_frame": measure_latency(r, batch=1, repeats=3)})
+                          "ms_per_frame": measure_latency(r, shape, batch=1, repeats=3)})
         report["vs_steps"] = sweep
     out = Path(args.out) if args.out else Path(f"{name}_eval")
     write_report(report, out)

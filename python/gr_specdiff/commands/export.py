@@ -83,6 +83,7 @@ def _main(args: argparse.Namespace) -> int:
     card = {
         "name": Path(args.out).name,
         "sample_rates": sample_rates,
+        "spectrogram": {"rate_channel": bool(cfg["model"].get("rate_conditioning", False))},
         **({"frame_seconds": float(frame_seconds)} if frame_seconds else {}),
         "sampler": {
             "kind": "dpm-solver++" if steps else "none",

@@ -72,11 +72,42 @@ class SpectrumDataset:
         return d
 
 
-try:  # make it a real torch Dataset where torch exists
-    import torch.utils.data as _tud
+class WithRateChannel:
+    """``ds`` with each frame's features passed through ``spectrogram.model_input`` for a
+    rate-conditioned model: the frame's own sample rate (``ds.meta(i)["sample_rate"]``) as a
+    4th, constant channel. Everything else (``meta``, ``masks``, ``manifest``) is ``ds``'s."""
 
-    SpectrumDataset = type("SpectrumDataset", (SpectrumDataset, _tud.Dataset),
-                           {"__doc__": SpectrumDataset.__doc__,
-                            "__module__": __name__})
-except ImportError:  # pragma: no cover
-    pass
+    def __init__(self, ds):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int):
+        from gr_specdiff.spectrogram import model_input
+
+        feats, labels, index = self.ds[i]
+        rate = self.ds.meta(index).get("sample_rate")
+        if not rate:
+            raise ValueError(f"frame {index} has no sample_rate in its metadata: a "
+                             "rate-conditioned model cannot be fed from this dataset")
+        return model_input(feats, float(rate), True), labels, index
+
+    def __getattr__(self, name):
+        if name == "ds":  # not yet set (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.ds, name)
+
+
+def _torch_dataset(cls):
+    """``cls`` as a subclass of ``torch.utils.data.Dataset`` where torch is importable."""
+    try:
+        import torch.utils.data as tud
+    except ImportError:  # pragma: no cover
+        return cls
+    return type(cls.__name__, (cls, tud.Dataset), {"__doc__": cls.__doc__,
+                                                   "__module__": __name__})
+
+
+SpectrumDataset = _torch_dataset(SpectrumDataset)
+WithRateChannel = _torch_dataset(WithRateChannel)

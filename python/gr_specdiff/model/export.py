@@ -23,6 +23,7 @@ import yaml
 
 from gr_specdiff import CLASSES
 from gr_specdiff import spectrogram as _spec
+from gr_specdiff.runtime import card_rate_channel
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 class ExportedModel:
-    """A loaded TorchScript model plus its card; call it with features ``(B,)3x256x256``."""
+    """A loaded TorchScript model plus its card; call it with its input ``(B,)C x 256 x 256``:
+    the spectrogram features, plus the rate plane for a rate-conditioned model
+    (:meth:`input` builds it)."""
 
     def __init__(self, module: torch.jit.ScriptModule, card: dict, device: torch.device):
         self.module = module
@@ -162,9 +165,15 @@ class ExportedModel:
         self.frame_seconds = float(card.get("frame_seconds", _spec.FRAME_SECONDS))
         self.classes = tuple(card.get("classes", CLASSES))
         self.name = str(card.get("name", ""))
+        self.rate_channel = card_rate_channel(card)
+        self.input_channels = len(_spec.CHANNELS) + int(self.rate_channel)
 
     def __repr__(self) -> str:
         return f"ExportedModel({self.name!r}, device={self.device})"
+
+    def input(self, features, sample_rate: float):
+        """The model's input for spectrogram ``features`` computed at ``sample_rate``."""
+        return _spec.model_input(features, sample_rate, self.rate_channel)
 
     def warm_up(self, calls: int = 2) -> None:
         """Run the model on a blank frame: TorchScript's profiling executor makes the first
@@ -172,16 +181,22 @@ class ExportedModel:
         and CUDA initialises its kernels on first use. A live block does this before its
         first real frame, so the first frames are not dropped or late."""
         blank = np.zeros((1, len(_spec.CHANNELS), _spec.N_ROWS, _spec.N_COLS), np.float32)
+        blank = self.input(blank, self.sample_rates[0] if self.sample_rates
+                           else _spec.RATE_REFERENCE)
         for _ in range(calls):
             self(blank)
 
     @torch.inference_mode()
-    def __call__(self, features) -> tuple[np.ndarray, np.ndarray]:
-        x = torch.as_tensor(features)
+    def __call__(self, x) -> tuple[np.ndarray, np.ndarray]:
+        x = torch.as_tensor(x)
         if x.dim() == 3:
             x = x.unsqueeze(0)
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"features must be (B, 3, H, W) or (3, H, W), got {tuple(x.shape)}")
+        c = self.input_channels
+        if x.dim() != 4 or x.shape[1] != c:
+            hint = (" (features plus the sample-rate plane: build it with model.input("
+                    "features, sample_rate))" if self.rate_channel else "")
+            raise ValueError(
+                f"model input must be (B, {c}, H, W) or ({c}, H, W){hint}, got {tuple(x.shape)}")
         x = x.to(self.device, torch.float32)
         cls, conf = self.module(x)
         return (

@@ -72,6 +72,9 @@ class SpecDiffConfig:
     #: What the noise network outputs: "eps" (paper) or "x0" (the clean latent mask).
     prediction: str = "eps"
     latent_scale: float = 1.0
+    #: Take a constant sample-rate plane as the input's last channel (``spectrogram.
+    #: model_input``) and condition the encoder stages on it (:class:`RateFiLM`).
+    rate_conditioning: bool = False
 
     @classmethod
     def from_dict(cls, d: dict) -> SpecDiffConfig:
@@ -90,6 +93,11 @@ class SpecDiffConfig:
         for key in ("enc_channels", "unet_channels"):
             d[key] = list(d[key])
         return d
+
+    @property
+    def input_channels(self) -> int:
+        """Channels of the model's input: the spectrogram's plus the rate plane, if any."""
+        return self.in_channels + int(self.rate_conditioning)
 
     @property
     def downsample(self) -> int:
@@ -198,10 +206,45 @@ def _up(x: Tensor) -> Tensor:
     return F.interpolate(x, scale_factor=2.0, mode="nearest")
 
 
-class Encoder(nn.Module):
-    """Stem + 3 x (FS, 2x2 max pool) (eq. 5). Returns ``(F_c^0, skip1, skip2, skip3)``."""
+class RateFiLM(nn.Module):
+    """Per-channel scale and shift of the encoder's three stages from the sample rate.
 
-    def __init__(self, in_channels: int, widths: tuple[int, int, int], stem: int = 1):
+    Not in the paper: one image geometry stands for column widths of 60-240 kHz, so the width
+    of a carrier in pixels says nothing about its bandwidth unless the network is told the
+    rate. Input: the rate plane's value ``log2(rate / 61.44 MS/s)`` (B,). The output layer
+    starts at zero, so a model fine-tuned from an unconditioned one starts as that model.
+    """
+
+    def __init__(self, widths: tuple[int, int, int], hidden: int = 64):
+        super().__init__()
+        self.widths = [int(w) for w in widths]
+        self.mlp = nn.Sequential(nn.Linear(1, hidden), nn.SiLU(),
+                                 nn.Linear(hidden, 2 * sum(self.widths)))
+        with torch.no_grad():
+            self.mlp[2].weight.zero_()
+            self.mlp[2].bias.zero_()
+
+    def forward(self, rate: Tensor) -> list[tuple[Tensor, Tensor]]:
+        m = self.mlp(rate.float()[:, None])
+        out: list[tuple[Tensor, Tensor]] = []
+        i = 0
+        for w in self.widths:
+            out.append((1.0 + m[:, i : i + w, None, None], m[:, i + w : i + 2 * w, None, None]))
+            i += 2 * w
+        return out
+
+
+class Encoder(nn.Module):
+    """Stem + 3 x (FS, 2x2 max pool) (eq. 5). Returns ``(F_c^0, skip1, skip2, skip3)``.
+
+    With ``rate_conditioning`` the input's last channel is the constant rate plane: it is
+    split off, and each stage's output is scaled and shifted by :class:`RateFiLM`.
+    """
+
+    __constants__ = ["rate_conditioning"]
+
+    def __init__(self, in_channels: int, widths: tuple[int, int, int], stem: int = 1,
+                 rate_conditioning: bool = False):
         super().__init__()
         self.stem = nn.PixelUnshuffle(stem) if stem > 1 else nn.Identity()
         c0 = in_channels * stem * stem
@@ -209,11 +252,21 @@ class Encoder(nn.Module):
         self.fs2 = FS(widths[0], widths[1])
         self.fs3 = FS(widths[1], widths[2])
         self.pool = nn.MaxPool2d(2, 2)
+        self.rate_conditioning = rate_conditioning
+        if rate_conditioning:
+            self.rate_film = RateFiLM(widths)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        s1 = self.fs1(self.stem(x))
-        s2 = self.fs2(self.pool(s1))
-        s3 = self.fs3(self.pool(s2))
+        if self.rate_conditioning:
+            film = self.rate_film(x[:, -1, 0, 0])
+            x = x[:, :-1]
+            s1 = self.fs1(self.stem(x)) * film[0][0] + film[0][1]
+            s2 = self.fs2(self.pool(s1)) * film[1][0] + film[1][1]
+            s3 = self.fs3(self.pool(s2)) * film[2][0] + film[2][1]
+        else:
+            s1 = self.fs1(self.stem(x))
+            s2 = self.fs2(self.pool(s1))
+            s3 = self.fs3(self.pool(s2))
         return self.pool(s3), s1, s2, s3
 
 
@@ -350,7 +403,7 @@ class SpecDiff(nn.Module):
             raise ValueError(f"prediction must be 'eps' or 'x0', got {config.prediction!r}")
         self.config = config
         c = config
-        self.encoder = Encoder(c.in_channels, c.enc_channels, c.stem)
+        self.encoder = Encoder(c.in_channels, c.enc_channels, c.stem, c.rate_conditioning)
         self.denoiser = NoiseNet(
             c.n_classes,
             c.enc_channels[2],
@@ -365,8 +418,9 @@ class SpecDiff(nn.Module):
 
     def check_input(self, x: Tensor) -> None:
         m = self.config.min_size
-        if x.dim() != 4 or x.shape[1] != self.config.in_channels:
-            raise ValueError(f"expected (B, {self.config.in_channels}, H, W), got {tuple(x.shape)}")
+        c = self.config.input_channels
+        if x.dim() != 4 or x.shape[1] != c:
+            raise ValueError(f"expected (B, {c}, H, W), got {tuple(x.shape)}")
         if x.shape[-1] % m or x.shape[-2] % m:
             raise ValueError(f"H and W must be multiples of {m}, got {tuple(x.shape[-2:])}")
 
