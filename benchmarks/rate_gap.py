@@ -1,0 +1,94 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Where a model loses accuracy at HackRF-class sample rates: mean IoU per rate and SNR band.
+
+    .venv/bin/python benchmarks/rate_gap.py --model models/specdiff_default [--model ...] \
+        [--data data/test] [--frames 2000]
+
+`specdiff eval` gives one number per sample rate. This splits each rate by the frame's
+in-band SNR (the mean of its signals'), and splits the wrong pixels into *detection* errors
+(a signal taken for noise or noise for a signal) and *classification* errors (one signal
+class for another). A gap that closes at high SNR and is made of detection errors is the
+spectrogram's sensitivity (fewer FFTs averaged per row at a lower rate), which no network
+change can recover; a gap of classification errors is the model's.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+
+import numpy as np
+
+SNR_BANDS = ((-np.inf, 0.0), (0.0, 10.0), (10.0, 20.0), (20.0, np.inf))
+
+
+def _band(snr: float) -> int:
+    return next(k for k, (lo, hi) in enumerate(SNR_BANDS) if lo <= snr < hi)
+
+
+def _band_name(k: int) -> str:
+    lo, hi = SNR_BANDS[k]
+    return f"< {hi:g} dB" if lo == -np.inf else f">= {lo:g} dB" if hi == np.inf else \
+        f"{lo:g}..{hi:g} dB"
+
+
+def confusions(model_path: str, data: str, frames: int) -> dict:
+    """``{(rate, band): confusion matrix}`` of one exported model on the first ``frames``."""
+    from gr_specdiff.evaluate import _frame_snr, confusion_matrix, predict_dataset
+    from gr_specdiff.model.export import load_model
+    from gr_specdiff.train import open_dataset
+
+    model = load_model(model_path, device="cpu")
+    ds = open_dataset(data, rate_channel=model.rate_channel)
+    cms: dict = defaultdict(lambda: np.zeros((4, 4), np.int64))
+    for i, _x, labels, cls in predict_dataset(model, ds, list(range(min(frames, len(ds))))):
+        meta = ds.meta(i)
+        snr = _frame_snr(meta)
+        band = -1 if snr is None else _band(snr)  # -1: no signal; only in the "all" column
+        cms[(float(meta["sample_rate"]), band)] += confusion_matrix(cls, labels)
+    return dict(cms)
+
+
+def summary(cm: np.ndarray) -> tuple[float, float, float]:
+    """``(mean IoU, detection errors, classification errors)`` (errors as pixel fractions)."""
+    from gr_specdiff.evaluate import metrics_from_confusion
+
+    total = cm.sum()
+    detection = (cm[0, 1:].sum() + cm[1:, 0].sum()) / total
+    wrong = (total - np.trace(cm)) / total
+    return metrics_from_confusion(cm)["mean_iou"], detection, wrong - detection
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", action="append", required=True,
+                    help="exported model (.ts/.yaml or its stem); repeat to compare")
+    ap.add_argument("--data", default="data/test")
+    ap.add_argument("--frames", type=int, default=2000, help="first N frames of the split")
+    args = ap.parse_args()
+    for path in args.model:
+        cms = confusions(path, args.data, args.frames)
+        rates = sorted({r for r, _ in cms}, reverse=True)
+        print(f"\n{path} on the first {args.frames} frames of {args.data}: mean IoU % "
+              "(gap to the highest rate) / detection + classification error %")
+        print(f"{'rate MS/s':>9} | " + " | ".join(f"{_band_name(k):>22}" for k in
+                                                  range(len(SNR_BANDS))) + f" | {'all':>22}")
+        top = {}
+        for rate in rates:
+            cells = []
+            for k in [*range(len(SNR_BANDS)), None]:
+                cm = sum((c for (r, b), c in cms.items() if r == rate and (k is None or k == b)),
+                         np.zeros((4, 4), np.int64))
+                if not cm.sum():
+                    cells.append(f"{'-':>22}")
+                    continue
+                miou, det, cls = summary(cm)
+                if rate == rates[0]:
+                    top[k] = miou
+                gap = f"{100 * (miou - top[k]):+5.1f}" if k in top else f"{'':5}"
+                cells.append(f"{100 * miou:5.1f} ({gap}) {100 * det:4.1f}+{100 * cls:4.1f}")
+            print(f"{rate / 1e6:>9g} | " + " | ".join(cells))
+
+
+if __name__ == "__main__":
+    main()
