@@ -97,3 +97,22 @@ def test_paper_preset_dataset_pairs_clean_and_noisy():
     assert np.array_equal(out["labels"][0], out["labels"][1])  # labels from nominal params
     radar_rows = (out["labels"][0] == 3).all(axis=1)
     assert 3 <= radar_rows.sum() <= 6  # three 1 us pulses, whole rows
+
+
+def test_dataset_directories_read_as_one(tmp_path):
+    """``data.dir`` may list several directories: frames, metadata and masks come from the
+    part holding each index, and the card's data record names every part."""
+    from gr_specdiff.train import dataset_info, open_dataset
+
+    for seed in (1, 2):
+        _build(tmp_path / f"d{seed}", frames=3, seed=seed, frames_per_shard=2)
+    one, two = (SpectrumDataset(tmp_path / f"d{s}") for s in (1, 2))
+    both = open_dataset([tmp_path / "d1", tmp_path / "d2"], rate_channel=True)
+    assert len(both) == 6
+    x, labels, index = both[4]
+    assert index == 4 and x.shape == (4, 256, 256)
+    np.testing.assert_array_equal(x[:3].numpy(), two[1][0].numpy())
+    assert both.meta(4) == two.meta(1) and both.meta(0) == one.meta(0)
+    np.testing.assert_array_equal(both.masks(3), two.masks(0))
+    info = dataset_info(both)
+    assert info["frames"] == 6 and info["seed"] == [1, 2] and len(info["dir"]) == 2

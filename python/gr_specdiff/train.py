@@ -121,11 +121,14 @@ def open_dataset(path: str | Path, image_size: int = 256, n_synthetic: int = 256
                  data_cfg: dict | None = None, rate_channel: bool = False):
     """``synthetic`` -> :class:`SyntheticRectangles`; ``generate`` -> :class:`GeneratedScenes`
     (``data_cfg``: ``frames``, ``sample_rates``, ``frame_seconds``, ``preset``); else a
-    ``gr_specdiff.data.SpectrumDataset`` directory. ``rate_channel``: frames as a
-    rate-conditioned model takes them (``gr_specdiff.data.WithRateChannel``)."""
-    from gr_specdiff.data import SpectrumDataset, WithRateChannel
+    ``gr_specdiff.data.SpectrumDataset`` directory, or a list of them read as one
+    (``ConcatFrames``). ``rate_channel``: frames as a rate-conditioned model takes them
+    (``gr_specdiff.data.WithRateChannel``)."""
+    from gr_specdiff.data import ConcatFrames, SpectrumDataset, WithRateChannel
 
-    if str(path) == "synthetic":
+    if isinstance(path, (list, tuple)):
+        ds = ConcatFrames([open_dataset(p, image_size) for p in path])
+    elif str(path) == "synthetic":
         ds = SyntheticRectangles(n_synthetic, image_size, seed)
     elif str(path) == "generate":
         d = data_cfg or {}
@@ -159,7 +162,7 @@ def dataset_info(ds) -> dict:
             info["frame_seconds"] = float(fs)
     root = getattr(ds, "root", None) or getattr(ds, "path", None)
     if root is not None:
-        info["dir"] = str(root)
+        info["dir"] = [str(r) for r in root] if isinstance(root, list) else str(root)
     return info
 
 

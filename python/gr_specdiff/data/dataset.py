@@ -72,6 +72,48 @@ class SpectrumDataset:
         return d
 
 
+class ConcatFrames:
+    """Several dataset directories read as one (``data.dir`` given as a list): frame ``i`` of
+    the whole is frame ``i - start`` of the part holding it. ``manifest`` is the first part's,
+    with every part's seed and directory and the total frame count, for the model card."""
+
+    def __init__(self, parts: list):
+        if not parts:
+            raise ValueError("no dataset directories given")
+        self.parts = list(parts)
+        versions = {p.manifest.get("generator_version") for p in self.parts}
+        if len(versions) > 1:
+            raise ValueError(f"dataset directories from different generator versions "
+                             f"{sorted(map(str, versions))}: regenerate the older ones")
+        self._starts = np.concatenate([[0], np.cumsum([len(p) for p in self.parts])])
+        self.manifest = {**self.parts[0].manifest,
+                         "seed": [p.manifest.get("seed") for p in self.parts],
+                         "frames": int(self._starts[-1])}
+        self.root = [str(p.root) for p in self.parts]
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def _locate(self, i: int):
+        if not 0 <= i < len(self):
+            raise IndexError(f"frame {i} out of range (dataset has {len(self)})")
+        k = int(np.searchsorted(self._starts, i, side="right") - 1)
+        return self.parts[k], i - int(self._starts[k])
+
+    def __getitem__(self, i: int):
+        part, j = self._locate(int(i))
+        feats, labels, _ = part[j]
+        return feats, labels, int(i)
+
+    def meta(self, i: int) -> dict:
+        part, j = self._locate(int(i))
+        return part.meta(j)
+
+    def masks(self, i: int) -> np.ndarray:
+        part, j = self._locate(int(i))
+        return part.masks(j)
+
+
 class WithRateChannel:
     """``ds`` with each frame's features passed through ``spectrogram.model_input`` for a
     rate-conditioned model: the frame's own sample rate (``ds.meta(i)["sample_rate"]``) as a
@@ -110,4 +152,5 @@ def _torch_dataset(cls):
 
 
 SpectrumDataset = _torch_dataset(SpectrumDataset)
+ConcatFrames = _torch_dataset(ConcatFrames)
 WithRateChannel = _torch_dataset(WithRateChannel)
