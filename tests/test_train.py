@@ -303,6 +303,10 @@ def test_rate_conditioned_model_trains_exports_and_runs_live(tmp_path):
     assert model.card["spectrogram"]["rate_channel"] is True and model.input_channels == 4
     with pytest.raises(ValueError, match="sample-rate plane"):
         model(np.zeros((1, 3, 256, 256), np.float32))
+    assert main(["eval", "--model", str(tmp_path / "m.yaml"), "--data", "synthetic",
+                 "--frames", "2", "--out", str(tmp_path / "eval")]) == 0
+    report = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert [r["sample_rate"] for r in report["per_rate"]] == [61.44e6, 20e6]
     model.warm_up(1)
     iq = mixed_test_signal(20e6)[: rt.frame_length(model.card, 20e6)]
     job = rt.FrameJob(index=0, iq=iq, offset=0, n_valid=len(iq), sample_rate=20e6,

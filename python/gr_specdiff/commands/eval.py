@@ -67,6 +67,7 @@ def _main(args: argparse.Namespace) -> int:
     model_path = Path(args.model)
     ckpt_path = args.checkpoint
     steps = None
+    rate_channel = False  # does the model take the sample-rate plane (model_input)?
     energy = args.model == "energy"
     if energy:
         from gr_specdiff.model.baselines import EnergyDetector
@@ -79,6 +80,7 @@ def _main(args: argparse.Namespace) -> int:
         ck = torch.load(model_path, map_location="cpu", weights_only=True)
         model = build_model(ck["config"])
         model.load_state_dict(ck["ema"] or ck["model"])
+        rate_channel = bool(ck["config"]["model"].get("rate_conditioning", False))
         pipe = build_pipeline(model.eval(), ck["config"])
         steps = getattr(pipe, "steps", None)
         run = _torch_runner(pipe, device)
@@ -87,15 +89,10 @@ def _main(args: argparse.Namespace) -> int:
     else:
         em = load_model(model_path, device=device)
         run = em
+        rate_channel = em.rate_channel
         steps = em.card.get("sampler", {}).get("steps")
         ckpt_path = ckpt_path or em.card.get("training", {}).get("checkpoint")
         name = em.name
-    if energy:
-        rate_channel = False
-    elif model_path.suffix == ".pt":
-        rate_channel = bool(ck["config"]["model"].get("rate_conditioning", False))
-    else:
-        rate_channel = em.rate_channel
     ds = open_dataset(args.data, rate_channel=rate_channel)
     shape = tuple(ds[0][0].shape)
     report = evaluate(run, ds, max_frames=args.frames, batch=args.batch)
