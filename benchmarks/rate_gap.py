@@ -3,13 +3,16 @@
 
     .venv/bin/python benchmarks/rate_gap.py --model models/specdiff_default [--model ...] \
         [--data data/test] [--frames 2000]
+    .venv/bin/python benchmarks/rate_gap.py --model energy   # the features alone
 
 `specdiff eval` gives one number per sample rate. This splits each rate by the frame's
 in-band SNR (the mean of its signals'), and splits the wrong pixels into *detection* errors
 (a signal taken for noise or noise for a signal) and *classification* errors (one signal
 class for another). A gap that closes at high SNR and is made of detection errors is the
 spectrogram's sensitivity (fewer FFTs averaged per row at a lower rate), which no network
-change can recover; a gap of classification errors is the model's.
+change can recover; a gap of classification errors is the model's. ``--model energy`` (the
+energy detector: a fixed threshold on the mean-power channel, nothing learned) probes the
+features themselves; its table gives occupancy IoU (signal vs noise) and detection errors.
 """
 
 from __future__ import annotations
@@ -38,8 +41,21 @@ def confusions(model_path: str, data: str, frames: int) -> dict:
     from gr_specdiff.model.export import load_model
     from gr_specdiff.train import open_dataset
 
-    model = load_model(model_path, device="cpu")
-    ds = open_dataset(data, rate_channel=model.rate_channel)
+    if model_path == "energy":
+        import torch
+
+        from gr_specdiff.model.baselines import EnergyDetector
+
+        detector = EnergyDetector()
+
+        def model(x):
+            return detector(torch.as_tensor(x))[0].numpy(), None
+
+        rate_channel = False
+    else:
+        model = load_model(model_path, device="cpu")
+        rate_channel = model.rate_channel
+    ds = open_dataset(data, rate_channel=rate_channel)
     cms: dict = defaultdict(lambda: np.zeros((4, 4), np.int64))
     for i, _x, labels, cls in predict_dataset(model, ds, list(range(min(frames, len(ds))))):
         meta = ds.meta(i)
@@ -49,13 +65,18 @@ def confusions(model_path: str, data: str, frames: int) -> dict:
     return dict(cms)
 
 
-def summary(cm: np.ndarray) -> tuple[float, float, float]:
-    """``(mean IoU, detection errors, classification errors)`` (errors as pixel fractions)."""
+def summary(cm: np.ndarray, occupancy: bool = False) -> tuple[float, float, float]:
+    """``(mean IoU, detection errors, classification errors)`` (errors as pixel fractions);
+    with ``occupancy`` the signal-vs-noise IoU in place of the mean IoU."""
     from gr_specdiff.evaluate import metrics_from_confusion
 
     total = cm.sum()
-    detection = (cm[0, 1:].sum() + cm[1:, 0].sum()) / total
+    missed, false_alarm = cm[1:, 0].sum(), cm[0, 1:].sum()
+    detection = (missed + false_alarm) / total
     wrong = (total - np.trace(cm)) / total
+    if occupancy:
+        found = cm[1:, 1:].sum()
+        return found / max(found + missed + false_alarm, 1), detection, float("nan")
     return metrics_from_confusion(cm)["mean_iou"], detection, wrong - detection
 
 
@@ -69,7 +90,9 @@ def main() -> None:
     for path in args.model:
         cms = confusions(path, args.data, args.frames)
         rates = sorted({r for r, _ in cms}, reverse=True)
-        print(f"\n{path} on the first {args.frames} frames of {args.data}: mean IoU % "
+        occupancy = path == "energy"
+        what = "occupancy IoU" if occupancy else "mean IoU"
+        print(f"\n{path} on the first {args.frames} frames of {args.data}: {what} % "
               "(gap to the highest rate) / detection + classification error %")
         print(f"{'rate MS/s':>9} | " + " | ".join(f"{_band_name(k):>22}" for k in
                                                   range(len(SNR_BANDS))) + f" | {'all':>22}")
@@ -82,11 +105,13 @@ def main() -> None:
                 if not cm.sum():
                     cells.append(f"{'-':>22}")
                     continue
-                miou, det, cls = summary(cm)
+                miou, det, cls = summary(cm, occupancy)
                 if rate == rates[0]:
                     top[k] = miou
                 gap = f"{100 * (miou - top[k]):+5.1f}" if k in top else f"{'':5}"
-                cells.append(f"{100 * miou:5.1f} ({gap}) {100 * det:4.1f}+{100 * cls:4.1f}")
+                errors = f"{100 * det:4.1f}+{100 * cls:4.1f}" if not occupancy else \
+                    f"{100 * det:9.1f}"
+                cells.append(f"{100 * miou:5.1f} ({gap}) {errors}")
             print(f"{rate / 1e6:>9g} | " + " | ".join(cells))
 
 
