@@ -150,6 +150,10 @@ def test_check_sample_rate_and_frame_length():
     assert rt.frame_length(card, 1e6, 0.0015) == 1500
     with pytest.raises(ValueError, match="at least"):
         rt.frame_length(card, 1e3)
+    # Another frame length than the model's changes the image's time axis under it.
+    assert rt.check_frame_seconds(card, 0.0) is None
+    assert rt.check_frame_seconds(card, 0.04) is None
+    assert "differs from the 40 ms" in rt.check_frame_seconds(card, 0.12)
 
 
 def test_default_model_path_env(tmp_path, monkeypatch):

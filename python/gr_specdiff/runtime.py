@@ -103,6 +103,19 @@ def check_sample_rate(card: dict, sample_rate: float) -> str | None:
             "supported rate or use a model trained for this rate (labels would be wrong)")
 
 
+def check_frame_seconds(card: dict, frame_seconds: float) -> str | None:
+    """``None`` when ``frame_seconds`` (0 = the card's) is the frame length the model was
+    trained on, else why not: the image's time axis then changes under the model (the
+    default model on 120 ms frames at 20 MS/s: 51 % mean IoU instead of 68 %,
+    docs/RESULTS.md)."""
+    trained = float(card.get("frame_seconds", sg.FRAME_SECONDS))
+    if not frame_seconds or frame_seconds <= 0 or abs(frame_seconds - trained) <= 0.01 * trained:
+        return None
+    return (f"frame_seconds {frame_seconds * 1e3:g} ms differs from the {trained * 1e3:g} ms "
+            "the model was trained on: each image row spans a different time, expect lower "
+            "accuracy (0 = the model's frame length)")
+
+
 def frame_length(card: dict, sample_rate: float, frame_seconds: float = 0.0) -> int:
     """Samples per frame: ``frame_seconds`` (>0) or the card's, at ``sample_rate``."""
     secs = frame_seconds if frame_seconds and frame_seconds > 0 else float(

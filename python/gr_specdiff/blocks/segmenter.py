@@ -118,6 +118,9 @@ class segmenter(gr.basic_block):
         self.card = dict(getattr(self.model, "card", {}) or {})
         self.sample_rate = float(samp_rate)
         self.center_freq = float(center_freq)
+        frame_reason = rt.check_frame_seconds(self.card, self.frame_seconds)
+        if frame_reason:
+            self.logger.warn(frame_reason)
         self._rate_ok = True
         self.n_unrated = 0  # samples seen before any sample rate was known
         if self.sample_rate > 0:
