@@ -11,7 +11,35 @@ from .build import MANIFEST
 from .shards import ShardReader
 
 
-class SpectrumDataset:
+class _Parted:
+    """Frames kept in consecutive parts (shards, or whole datasets): ``_starts`` holds each
+    part's first frame plus the total, ``_part(k)`` gives part ``k``, which has its own
+    ``meta(j)`` and ``masks(j)``."""
+
+    _starts: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def _part(self, k: int):
+        raise NotImplementedError
+
+    def _locate(self, i: int):
+        if not 0 <= i < len(self):
+            raise IndexError(f"frame {i} out of range (dataset has {len(self)})")
+        k = int(np.searchsorted(self._starts, i, side="right") - 1)
+        return self._part(k), i - int(self._starts[k])
+
+    def meta(self, i: int) -> dict:
+        part, j = self._locate(int(i))
+        return part.meta(j)
+
+    def masks(self, i: int) -> np.ndarray:
+        part, j = self._locate(int(i))
+        return part.masks(j)
+
+
+class SpectrumDataset(_Parted):
     """Frames of a dataset directory: ``ds[i] -> (features float32 (3, 256, 256),
     labels int64 (256, 256), i)``; ``ds.meta(i)`` the frame's parameters, ``ds.masks(i)`` its
     per-class masks (4, 256, 256) bool, ``ds.manifest`` the manifest dict.
@@ -37,17 +65,11 @@ class SpectrumDataset:
         self._starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self._readers: dict[int, ShardReader] = {}
 
-    def __len__(self) -> int:
-        return int(self._starts[-1])
-
-    def _locate(self, i: int) -> tuple[ShardReader, int]:
-        if not 0 <= i < len(self):
-            raise IndexError(f"frame {i} out of range (dataset has {len(self)})")
-        s = int(np.searchsorted(self._starts, i, side="right") - 1)
-        r = self._readers.get(s)
+    def _part(self, k: int) -> ShardReader:
+        r = self._readers.get(k)
         if r is None:
-            r = self._readers[s] = ShardReader(self.root / self.shard_names[s])
-        return r, i - int(self._starts[s])
+            r = self._readers[k] = ShardReader(self.root / self.shard_names[k])
+        return r
 
     def __getitem__(self, i: int):
         import torch
@@ -58,21 +80,13 @@ class SpectrumDataset:
         labels = torch.from_numpy(np.asarray(r.labels[j]).astype(np.int64))
         return feats, labels, i
 
-    def meta(self, i: int) -> dict:
-        r, j = self._locate(int(i))
-        return r.meta(j)
-
-    def masks(self, i: int) -> np.ndarray:
-        r, j = self._locate(int(i))
-        return r.masks(j)
-
     def __getstate__(self):  # DataLoader workers reopen their own memory maps
         d = dict(self.__dict__)
         d["_readers"] = {}
         return d
 
 
-class ConcatFrames:
+class ConcatFrames(_Parted):
     """Several dataset directories read as one (``data.dir`` given as a list): frame ``i`` of
     the whole is frame ``i - start`` of the part holding it. ``manifest`` is the first part's,
     with every part's seed and directory and the total frame count, for the model card."""
@@ -91,27 +105,13 @@ class ConcatFrames:
                          "frames": int(self._starts[-1])}
         self.root = [str(p.root) for p in self.parts]
 
-    def __len__(self) -> int:
-        return int(self._starts[-1])
-
-    def _locate(self, i: int):
-        if not 0 <= i < len(self):
-            raise IndexError(f"frame {i} out of range (dataset has {len(self)})")
-        k = int(np.searchsorted(self._starts, i, side="right") - 1)
-        return self.parts[k], i - int(self._starts[k])
+    def _part(self, k: int):
+        return self.parts[k]
 
     def __getitem__(self, i: int):
         part, j = self._locate(int(i))
         feats, labels, _ = part[j]
         return feats, labels, int(i)
-
-    def meta(self, i: int) -> dict:
-        part, j = self._locate(int(i))
-        return part.meta(j)
-
-    def masks(self, i: int) -> np.ndarray:
-        part, j = self._locate(int(i))
-        return part.masks(j)
 
 
 class WithRateChannel:
