@@ -324,15 +324,13 @@ def model_input(features, sample_rate: float, rate_channel: bool):
     if not rate_channel:
         return features
     value = rate_value(sample_rate)
-    axis = -3
+    shape = tuple(features.shape[:-3]) + (1,) + tuple(features.shape[-2:])
     if isinstance(features, np.ndarray):
-        plane = np.full(features.shape[:-3] + (1,) + features.shape[-2:], value, features.dtype)
-        return np.concatenate([features, plane], axis=axis)
+        return np.concatenate([features, np.full(shape, value, features.dtype)], axis=-3)
     import torch
 
-    shape = tuple(features.shape[:-3]) + (1,) + tuple(features.shape[-2:])
     plane = torch.full(shape, value, dtype=features.dtype, device=features.device)
-    return torch.cat([features, plane], dim=axis)
+    return torch.cat([features, plane], dim=-3)
 
 
 def to_db_image(features: np.ndarray) -> np.ndarray:
