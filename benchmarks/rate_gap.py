@@ -37,7 +37,7 @@ def _band_name(k: int) -> str:
 
 def confusions(model_path: str, data: str, frames: int) -> dict:
     """``{(rate, band): confusion matrix}`` of one exported model on the first ``frames``."""
-    from gr_specdiff.evaluate import _frame_snr, confusion_matrix, predict_dataset
+    from gr_specdiff.evaluate import confusion_matrix, frame_snr, predict_dataset
     from gr_specdiff.model.export import load_model
     from gr_specdiff.train import open_dataset
 
@@ -59,7 +59,7 @@ def confusions(model_path: str, data: str, frames: int) -> dict:
     cms: dict = defaultdict(lambda: np.zeros((4, 4), np.int64))
     for i, _x, labels, cls in predict_dataset(model, ds, list(range(min(frames, len(ds))))):
         meta = ds.meta(i)
-        snr = _frame_snr(meta)
+        snr = frame_snr(meta)
         band = -1 if snr is None else _band(snr)  # -1: no signal; only in the "all" column
         cms[(float(meta["sample_rate"]), band)] += confusion_matrix(cls, labels)
     return dict(cms)

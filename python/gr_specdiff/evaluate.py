@@ -79,7 +79,7 @@ def occupancy_iou(pred_signal, target, ignore_index: int = IGNORE) -> dict:
 # ----------------------------------------------------------------------------- eval report
 
 
-def _frame_snr(meta: dict) -> float | None:
+def frame_snr(meta: dict) -> float | None:
     """A frame's SNR for the per-SNR curves: the scene's 'snr_db' or the mean of emitters'."""
     if not isinstance(meta, dict):
         return None
@@ -201,7 +201,7 @@ def evaluate(
         cm = confusion_matrix(cls, lab)
         cm_total += cm
         meta = _dataset_meta(ds, i)
-        snr = _frame_snr(meta)
+        snr = frame_snr(meta)
         if snr is not None:
             # [lo, hi) bins: the paper protocol's SNRs sit exactly on the edges (-10, 0, 10 ...).
             b = int(np.clip(np.searchsorted(snr_edges, snr, side="right") - 1, 0,
