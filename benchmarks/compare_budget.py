@@ -51,7 +51,12 @@ VARIANTS = {
     "deeplab": {"model": {"arch": "deeplab"}},
     "energy": None,
 }
-DEFAULT_VARIANTS = [v for v in VARIANTS if v not in ("deeplab", "specdiff_recycle")]
+#: Fig. 3b of the paper: the full SpecDiff with other time-embedding sizes ("specdiff" has the
+#: lite config's 64); benchmarks/temb_sweep.py trains and plots them.
+TEMB_SIZES = (16, 32, 64, 128, 256)
+VARIANTS.update({f"specdiff_temb{n}": {"model": {"t_emb": n}} for n in TEMB_SIZES if n != 64})
+DEFAULT_VARIANTS = [v for v in VARIANTS
+                    if v not in ("deeplab", "specdiff_recycle") and "_temb" not in v]
 
 
 def variant_config(name: str, base: str = "default", train_dir=None, val_dir=None) -> dict:
@@ -78,8 +83,8 @@ def occupancy_iou(cm) -> float:
     return (tp / max(tp + fp + fn, 1) + tn / max(tn + fp + fn, 1)) / 2
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The budget, data and device options every equal-budget benchmark shares."""
     ap.add_argument("--budget", type=int, default=1000, help="optimizer steps per model")
     ap.add_argument("--schedule", type=int, default=7000, help="LR schedule length in steps")
     ap.add_argument("--frames", type=int, default=200, help="test frames evaluated")
@@ -93,40 +98,46 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0,
                     help="training seed (init, batches, noise); repeat runs measure the spread")
+
+
+def measure(name: str, args, reuse: str | None = None) -> tuple[int, dict]:
+    """Train variant ``name`` for the budget (unless done, or ``reuse`` names a checkpoint) and
+    evaluate it: (parameter count, the evaluation's report)."""
+    run = Path(args.root) / name
+    if VARIANTS[name] is None:
+        model_arg, params = "energy", 0
+    else:
+        ckpt = Path(reuse or run / "checkpoint.pt")
+        done = ckpt.exists() and torch.load(ckpt, map_location="cpu",
+                                            weights_only=True)["step"] >= args.budget
+        if not done and not reuse:
+            print(f"== training {name} for {args.budget} steps", flush=True)
+            cfg = variant_config(name, args.config, args.train_data, args.val_data)
+            cfg.setdefault("train", {})["seed"] = args.seed
+            train(cfg, out=run, steps=args.schedule, stop_at=args.budget,
+                  resume=ckpt.exists(), progress=False, threads=args.threads,
+                  device=args.device)
+        cfg = torch.load(ckpt, map_location="cpu", weights_only=True)["config"]
+        model_arg, params = str(ckpt), count_parameters(build_model(cfg))
+    out = run / "eval"
+    if not (out / "metrics.json").exists():
+        print(f"== evaluating {name}", flush=True)
+        subprocess.run([sys.executable, "-m", "gr_specdiff.cli", "eval", "--model", model_arg,
+                        "--data", args.data, "--frames", str(args.frames), "--out", str(out),
+                        "--sweep-steps", "--threads", str(args.threads),
+                        "--device", args.device], check=True, stdout=subprocess.DEVNULL)
+    return params, json.loads((out / "metrics.json").read_text())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(ap)
     ap.add_argument("--only", nargs="*", default=DEFAULT_VARIANTS, choices=list(VARIANTS))
     ap.add_argument("--reuse", nargs="*", default=[],
                     help="NAME=CHECKPOINT: evaluate an existing checkpoint instead of training")
     args = ap.parse_args()
     reuse = dict(r.split("=", 1) for r in args.reuse)
-    root = Path(args.root)
-    rows = []
-    for name in args.only:
-        run = root / name
-        if VARIANTS[name] is None:
-            model_arg, params = "energy", 0
-        else:
-            ckpt = Path(reuse.get(name, run / "checkpoint.pt"))
-            done = ckpt.exists() and torch.load(ckpt, map_location="cpu",
-                                                weights_only=True)["step"] >= args.budget
-            if not done and name not in reuse:
-                print(f"== training {name} for {args.budget} steps", flush=True)
-                cfg = variant_config(name, args.config, args.train_data, args.val_data)
-                cfg.setdefault("train", {})["seed"] = args.seed
-                train(cfg, out=run, steps=args.schedule, stop_at=args.budget,
-                      resume=ckpt.exists(), progress=False, threads=args.threads,
-                      device=args.device)
-            cfg = torch.load(ckpt, map_location="cpu", weights_only=True)["config"]
-            model_arg, params = str(ckpt), count_parameters(build_model(cfg))
-        out = run / "eval"
-        if not (out / "metrics.json").exists():
-            print(f"== evaluating {name}", flush=True)
-            subprocess.run([sys.executable, "-m", "gr_specdiff.cli", "eval", "--model", model_arg,
-                            "--data", args.data, "--frames", str(args.frames), "--out", str(out),
-                            "--sweep-steps", "--threads", str(args.threads),
-                            "--device", args.device], check=True,
-                           stdout=subprocess.DEVNULL)
-        rep = json.loads((out / "metrics.json").read_text())
-        rows.append((name, params, rep))
+    rows = [(name, *measure(name, args, reuse.get(name))) for name in args.only]
     print(f"\nbase config {args.config}; equal budget: {args.budget} steps x 8 frames "
           f"(LR schedule of {args.schedule} steps), test frames: {args.frames} of {args.data}, "
           f"device {args.device}, {args.threads} CPU threads")
