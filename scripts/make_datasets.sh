@@ -2,9 +2,10 @@
 # The datasets behind the shipped models (docs/RESULTS.md). Resumable: rerun to continue.
 #   scripts/make_datasets.sh            # realistic protocol: val, train (stage 1), train_big
 #                                       # (stage 2, seed 1), train_more (stage 6, seed 2),
-#                                       # test (fixed TEST_SEED)
+#                                       # train_more2 (stage 7, seed 3), test (fixed TEST_SEED)
 #   scripts/make_datasets.sh paper      # the seed authors' protocol (preset paper, 61.44 MS/s)
-# Frame counts: TRAIN=3000 TRAIN_BIG=12000 TRAIN_MORE=12000 VAL=200 TEST=2000 WORKERS=2 (environment).
+# Frame counts (environment): TRAIN=3000 TRAIN_BIG=12000 TRAIN_MORE=12000 TRAIN_MORE2=8000
+#   VAL=200 TEST=2000 WORKERS=2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 workers=${WORKERS:-2}
@@ -20,4 +21,5 @@ gen --rate $rates --frames "${VAL:-200}" --split val --out data/val
 gen --rate $rates --frames "${TRAIN:-3000}" --split train --out data/train
 gen --rate $rates --frames "${TRAIN_BIG:-12000}" --split train --seed 1 --out data/train_big
 gen --rate $rates --frames "${TRAIN_MORE:-12000}" --split train --seed 2 --out data/train_more
+gen --rate $rates --frames "${TRAIN_MORE2:-8000}" --split train --seed 3 --out data/train_more2
 gen --rate $rates --frames "${TEST:-2000}" --split test --out data/test
