@@ -52,11 +52,18 @@ VARIANTS = {
     "energy": None,
 }
 #: Fig. 3b of the paper: the full SpecDiff with other time-embedding sizes ("specdiff" has the
-#: lite config's 64); benchmarks/temb_sweep.py trains and plots them.
+#: lite config's 64); benchmarks/fig3_sweeps.py trains and plots them.
 TEMB_SIZES = (16, 32, 64, 128, 256)
 VARIANTS.update({f"specdiff_temb{n}": {"model": {"t_emb": n}} for n in TEMB_SIZES if n != 64})
-DEFAULT_VARIANTS = [v for v in VARIANTS
-                    if v not in ("deeplab", "specdiff_recycle") and "_temb" not in v]
+#: Fig. 3c: input resolution -> (input_pool, stem). The lite network's latent grid stays 8 x 8
+#: (its noise network pools three more times), so a coarser input takes a smaller stem; the
+#: 256 x 256 input with a 2x stem runs the network at twice the lite grid.
+RESOLUTIONS = {"256": (1, 4), "128": (2, 2), "64": (4, 1), "256_stem2": (1, 2)}
+VARIANTS.update({f"specdiff_res{name}": {"model": {"input_pool": pool, "stem": stem}}
+                 for name, (pool, stem) in RESOLUTIONS.items() if name != "256"})
+SWEEPS = ("_temb", "_res")
+DEFAULT_VARIANTS = [v for v in VARIANTS if v not in ("deeplab", "specdiff_recycle")
+                    and not any(sweep in v for sweep in SWEEPS)]
 
 
 def variant_config(name: str, base: str = "default", train_dir=None, val_dir=None) -> dict:

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from gr_specdiff.model.factory import build_model, load_config
+from gr_specdiff.model.pipeline import SpecDiffPipeline
 from gr_specdiff.model.specdiff import (
     FF,
     TCS,
@@ -192,3 +193,29 @@ def test_rate_conditioning_starts_as_the_unconditioned_model_and_learns_the_rate
         torch.testing.assert_close(scripted(with_rate)[0], cond)
     with pytest.raises(ValueError, match=r"expected \(B, 4, H, W\)"):
         rated.check_input(x)
+
+
+def test_input_pool_is_the_same_network_on_a_coarser_image():
+    """``input_pool`` (Fig. 3c's resolutions): the network sees the area-resized image, its
+    latent grid shrinks with it, and the logits come back at full size, scripted alike."""
+    pooled = SpecDiff(SpecDiffConfig(input_pool=2, **TINY)).eval()
+    plain = SpecDiff(SpecDiffConfig(**TINY)).eval()
+    plain.load_state_dict(pooled.state_dict())  # pooling has no weights of its own
+    assert pooled.config.downsample == 16 and pooled.config.min_size == 128
+    x = torch.rand(2, 3, 128, 128)
+    with torch.no_grad():
+        got, want = pooled.encode(x), plain.encode(F.avg_pool2d(x, 2))
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b)
+        ft = torch.randn(2, 4, 8, 8)
+        logits = pooled.decode(ft, *got[1:])
+        assert logits.shape == (2, 4, 128, 128)
+        torch.testing.assert_close(
+            logits, F.interpolate(plain.decode(ft, *want[1:]), scale_factor=2.0, mode="bilinear"))
+        assert pooled.latent(torch.zeros(2, 128, 128, dtype=torch.long)).shape == (2, 4, 8, 8)
+        pipe = SpecDiffPipeline(pooled, steps=1, image_size=128)
+        out = pipe(x)[0]
+        assert out.shape == (2, 128, 128)
+        torch.testing.assert_close(torch.jit.script(pipe)(x)[0], out)
+    with pytest.raises(ValueError, match="multiples of 128"):
+        pooled.check_input(torch.rand(1, 3, 64, 64))

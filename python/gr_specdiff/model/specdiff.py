@@ -75,6 +75,10 @@ class SpecDiffConfig:
     #: Take a constant sample-rate plane as the input's last channel (``spectrogram.
     #: model_input``) and condition the encoder stages on it (:class:`RateFiLM`).
     rate_conditioning: bool = False
+    #: Area-resize the input image by this factor before the encoder and bring the logits
+    #: back to full size (bilinear): the network sees a 256 / input_pool spectrogram (the
+    #: paper's Fig. 3c resolutions) and is scored at full resolution.
+    input_pool: int = 1
 
     @classmethod
     def from_dict(cls, d: dict) -> SpecDiffConfig:
@@ -101,13 +105,13 @@ class SpecDiffConfig:
 
     @property
     def downsample(self) -> int:
-        """Total downsampling from the input image to the latent (8 * stem)."""
-        return 8 * self.stem
+        """Total downsampling from the input image to the latent (8 * stem * input_pool)."""
+        return 8 * self.stem * self.input_pool
 
     @property
     def min_size(self) -> int:
         """Input height/width must be a multiple of this (the noise net pools 3 more times)."""
-        return 64 * self.stem
+        return 64 * self.stem * self.input_pool
 
 
 class ConvBNAct(nn.Sequential):
@@ -244,8 +248,9 @@ class Encoder(nn.Module):
     __constants__ = ["rate_conditioning"]
 
     def __init__(self, in_channels: int, widths: tuple[int, int, int], stem: int = 1,
-                 rate_conditioning: bool = False):
+                 rate_conditioning: bool = False, input_pool: int = 1):
         super().__init__()
+        self.resize = nn.AvgPool2d(input_pool) if input_pool > 1 else nn.Identity()
         self.stem = nn.PixelUnshuffle(stem) if stem > 1 else nn.Identity()
         c0 = in_channels * stem * stem
         self.fs1 = FS(c0, widths[0])
@@ -257,6 +262,7 @@ class Encoder(nn.Module):
             self.rate_film = RateFiLM(widths)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        x = self.resize(x)  # a constant rate plane stays constant
         if self.rate_conditioning:
             film = self.rate_film(x[:, -1, 0, 0])
             x = x[:, :-1]
@@ -274,7 +280,8 @@ class Decoder(nn.Module):
     """3 x (2x upsample, concat encoder skip, FS) then 1x1 conv to class logits."""
 
     def __init__(
-        self, latent_channels: int, widths: tuple[int, int, int], n_classes: int, stem: int = 1
+        self, latent_channels: int, widths: tuple[int, int, int], n_classes: int, stem: int = 1,
+        input_pool: int = 1,
     ):
         super().__init__()
         self.fs3 = FS(latent_channels + widths[2], widths[2])
@@ -282,12 +289,14 @@ class Decoder(nn.Module):
         self.fs1 = FS(widths[1] + widths[0], widths[0])
         self.head = nn.Conv2d(widths[0], n_classes * stem * stem, 1)
         self.unstem = nn.PixelShuffle(stem) if stem > 1 else nn.Identity()
+        self.resize = (nn.Upsample(scale_factor=float(input_pool), mode="bilinear")
+                       if input_pool > 1 else nn.Identity())
 
     def forward(self, f0: Tensor, s1: Tensor, s2: Tensor, s3: Tensor) -> Tensor:
         h = self.fs3(torch.cat([_up(f0), s3], dim=1))
         h = self.fs2(torch.cat([_up(h), s2], dim=1))
         h = self.fs1(torch.cat([_up(h), s1], dim=1))
-        return self.unstem(self.head(h))
+        return self.resize(self.unstem(self.head(h)))
 
 
 class NoiseNet(nn.Module):
@@ -403,7 +412,10 @@ class SpecDiff(nn.Module):
             raise ValueError(f"prediction must be 'eps' or 'x0', got {config.prediction!r}")
         self.config = config
         c = config
-        self.encoder = Encoder(c.in_channels, c.enc_channels, c.stem, c.rate_conditioning)
+        if c.input_pool < 1:
+            raise ValueError(f"input_pool must be >= 1, got {c.input_pool}")
+        self.encoder = Encoder(c.in_channels, c.enc_channels, c.stem, c.rate_conditioning,
+                               c.input_pool)
         self.denoiser = NoiseNet(
             c.n_classes,
             c.enc_channels[2],
@@ -414,7 +426,7 @@ class SpecDiff(nn.Module):
             c.use_cp,
             c.use_ff,
         )
-        self.decoder = Decoder(c.n_classes, c.enc_channels, c.n_classes, c.stem)
+        self.decoder = Decoder(c.n_classes, c.enc_channels, c.n_classes, c.stem, c.input_pool)
 
     def check_input(self, x: Tensor) -> None:
         m = self.config.min_size
