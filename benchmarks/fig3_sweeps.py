@@ -29,7 +29,7 @@ import sys
 import torch
 from compare_budget import RESOLUTIONS, TEMB_SIZES, add_arguments, measure
 
-from gr_specdiff.evaluate import measure_latency
+from gr_specdiff.evaluate import measure_latency, style_snr_axes
 from gr_specdiff.model.factory import build_model, build_pipeline
 
 #: sweep -> {point label: compare_budget variant}
@@ -59,18 +59,12 @@ def latency_ms(checkpoint: str, repeats: int) -> float:
 
 
 def plot_temb(rows, ax_pair) -> None:
-    kinds = (("mean_accuracy", "mean accuracy"), ("mean_iou", "mean IoU"))
-    for ax, (key, label) in zip(ax_pair, kinds):
+    for ax, key in zip(ax_pair, ("mean_accuracy", "mean_iou")):
         for name, _, rep in rows:
             bins = snr_bins(rep)
             ax.plot([(b["snr_lo"] + b["snr_hi"]) / 2 for b in bins], [b[key] for b in bins], "o-",
                     label=f"t_emb {name}")
-        ax.set_xlabel("in-band SNR (dB, mean over the frame's signals)")
-        ax.set_title(f"{label} vs SNR")
-        ax.set_ylim(0, 1)
-        ax.grid(alpha=0.3)
-    ax_pair[0].set_ylabel("score")
-    ax_pair[1].legend(loc="lower right")
+    style_snr_axes(ax_pair, ("mean accuracy vs SNR", "mean IoU vs SNR"))
 
 
 def plot_resolution(rows, ax) -> None:

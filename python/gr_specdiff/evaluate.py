@@ -271,6 +271,17 @@ def _colorize(cls: np.ndarray) -> np.ndarray:
     return out
 
 
+def style_snr_axes(axes, titles) -> None:
+    """Label a row of score-vs-SNR panels (Fig. 2 here, Fig. 3b in benchmarks) alike."""
+    for ax, title in zip(axes, titles):
+        ax.set_xlabel("in-band SNR (dB, mean over the frame's signals)")
+        ax.set_title(title)
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("score")
+    axes[-1].legend(loc="lower right")
+
+
 def write_plots(report: dict, gallery, out: Path) -> list[str]:
     import matplotlib
 
@@ -289,12 +300,7 @@ def write_plots(report: dict, gallery, out: Path) -> list[str]:
                 ax.plot(mids, [np.nan if v is None else v for v in vals], "o-", label=name,
                         color=np.array(CLASS_COLORS[c]) / 255 if c else "0.5")
             ax.plot(mids, [b[mean_key] or np.nan for b in bins], "k--", label=f"mean {kind}")
-            ax.set_xlabel("in-band SNR (dB, mean over the frame's signals)")
-            ax.set_title(f"{kind} vs SNR")
-            ax.set_ylim(0, 1)
-            ax.grid(alpha=0.3)
-        axes[0].set_ylabel("score")
-        axes[1].legend(loc="lower right")
+        style_snr_axes(axes, ("accuracy vs SNR", "IoU vs SNR"))
         fig.tight_layout()
         fig.savefig(out / "per_snr.png", dpi=110)
         plt.close(fig)
