@@ -40,6 +40,11 @@ POINTS = {
 }
 
 
+def resolution_label(name: str) -> str:
+    pool, stem = RESOLUTIONS[name]
+    return f"{256 // pool} x {256 // pool}, stem {stem}"
+
+
 def snr_bins(rep: dict) -> list[dict]:
     return [b for b in rep["per_snr"] if b["snr_hi"] is not None]
 
@@ -71,7 +76,8 @@ def plot_resolution(rows, ax) -> None:
     for name, _, rep in rows:
         x, y = rep["quiet_ms"], 100 * rep["metrics"]["mean_iou"]
         ax.plot(x, y, "o")
-        ax.annotate(name.replace("_", ", "), (x, y), textcoords="offset points", xytext=(5, 5))
+        ax.annotate(resolution_label(name), (x, y), textcoords="offset points", xytext=(5, 5))
+    ax.margins(x=0.25, y=0.15)
     ax.set_xlabel("CPU latency per frame (ms, batch 1, 2 threads)")
     ax.set_ylabel("mean IoU (%)")
     ax.set_title("speed vs accuracy by input resolution")
@@ -104,11 +110,13 @@ def main() -> int:
         print(f"| t_emb | params | mean acc | mean IoU | {heads} |")
         print("|---|---|---|---|" + "---|" * len(snr_bins(rows[0][2])))
     else:
-        print("| input | params | mean acc | mean IoU | IoU noise / NR / LTE / radar | ms/frame |")
+        print("| input, stem | params | mean acc | mean IoU | IoU noise / NR / LTE / radar | "
+              "ms/frame |")
         print("|---|---|---|---|---|---|")
     for name, params, rep in rows:
         m = rep["metrics"]
-        head = (f"| {name.replace('_', ', ')} | {params / 1e6:.3f} M | "
+        label = name if args.sweep == "temb" else resolution_label(name)
+        head = (f"| {label} | {params / 1e6:.3f} M | "
                 f"{100 * m['mean_accuracy']:.2f} | {100 * m['mean_iou']:.2f} |")
         if args.sweep == "temb":
             tail = " | ".join(f"{100 * b['mean_accuracy']:.1f}" for b in snr_bins(rep))
