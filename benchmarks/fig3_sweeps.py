@@ -30,7 +30,7 @@ import torch
 from compare_budget import RESOLUTIONS, TEMB_SIZES, add_arguments, measure
 
 from gr_specdiff.evaluate import measure_latency, style_snr_axes
-from gr_specdiff.model.factory import build_model, build_pipeline
+from gr_specdiff.model.factory import build_pipeline, load_trained
 
 #: sweep -> {point label: compare_budget variant}
 POINTS = {
@@ -51,10 +51,7 @@ def snr_bins(rep: dict) -> list[dict]:
 
 def latency_ms(checkpoint: str, repeats: int) -> float:
     """Batch-1 CPU latency of the checkpoint's sampler on a 3 x 256 x 256 frame."""
-    ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    model = build_model(ck["config"])
-    model.load_state_dict(ck["ema"] or ck["model"])
-    pipe = build_pipeline(model.eval(), ck["config"])
+    pipe = build_pipeline(*load_trained(checkpoint))
 
     def run(x):
         with torch.no_grad():

@@ -75,13 +75,11 @@ def _main(args: argparse.Namespace) -> int:
         run = _torch_runner(EnergyDetector(), device)
         name = "energy"
     elif model_path.suffix == ".pt":
-        from gr_specdiff.model.factory import build_model, build_pipeline
+        from gr_specdiff.model.factory import build_pipeline, load_trained
 
-        ck = torch.load(model_path, map_location="cpu", weights_only=True)
-        model = build_model(ck["config"])
-        model.load_state_dict(ck["ema"] or ck["model"])
-        rate_channel = bool(ck["config"]["model"].get("rate_conditioning", False))
-        pipe = build_pipeline(model.eval(), ck["config"])
+        model, cfg = load_trained(model_path)
+        rate_channel = bool(cfg["model"].get("rate_conditioning", False))
+        pipe = build_pipeline(model, cfg)
         steps = getattr(pipe, "steps", None)
         run = _torch_runner(pipe, device)
         ckpt_path = ckpt_path or str(model_path)
@@ -115,16 +113,13 @@ def _main(args: argparse.Namespace) -> int:
         report["occupancy_iou"]["mean"] = sum(report["occupancy_iou"].values()) / 2
     if args.sweep_steps and ckpt_path and Path(ckpt_path).exists() and not energy:
         from gr_specdiff.evaluate import confusion_matrix
-        from gr_specdiff.model.factory import build_model, build_pipeline
+        from gr_specdiff.model.factory import build_pipeline, load_trained
 
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        model = build_model(ck["config"])
-        model.load_state_dict(ck["ema"] or ck["model"])
-        model.eval()
+        model, cfg = load_trained(ckpt_path)
         sweep = []
         n = min(len(ds), args.sweep_frames)
         for k in args.sweep_steps:
-            pipe = build_pipeline(model, ck["config"], steps=k)
+            pipe = build_pipeline(model, cfg, steps=k)
             if not hasattr(pipe, "steps"):
                 break
             r = _torch_runner(pipe, device)

@@ -74,6 +74,17 @@ def build_model(cfg: dict):
     return build_baseline(arch, cfg["model"])
 
 
+def load_trained(checkpoint: str | Path):
+    """A training checkpoint's network with its EMA weights (the raw ones if it has none), in
+    eval mode, and its config: ``(model, config)``."""
+    import torch
+
+    ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    model = build_model(ck["config"])
+    model.load_state_dict(ck["ema"] or ck["model"])
+    return model.eval(), ck["config"]
+
+
 def diffusion_args(cfg: dict) -> dict:
     d = cfg.get("diffusion", {})
     return {
