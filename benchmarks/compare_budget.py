@@ -61,6 +61,8 @@ VARIANTS.update({f"specdiff_temb{n}": {"model": {"t_emb": n}} for n in TEMB_SIZE
 RESOLUTIONS = {"256": (1, 4), "128": (2, 2), "64": (4, 1), "256_stem2": (1, 2)}
 VARIANTS.update({f"specdiff_res{name}": {"model": {"input_pool": pool, "stem": stem}}
                  for name, (pool, stem) in RESOLUTIONS.items() if name != "256"})
+#: Table II at the 2x stem: the U-Net baseline on the grid of specdiff_res256_stem2.
+VARIANTS["unet_res256_stem2"] = {"model": {**VARIANTS["unet_lite"]["model"], "stem": 2}}
 SWEEPS = ("_temb", "_res")
 DEFAULT_VARIANTS = [v for v in VARIANTS if v not in ("deeplab", "specdiff_recycle")
                     and not any(sweep in v for sweep in SWEEPS)]

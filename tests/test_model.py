@@ -9,6 +9,7 @@ from gr_specdiff.model.factory import build_model, load_config
 from gr_specdiff.model.pipeline import SpecDiffPipeline
 from gr_specdiff.model.specdiff import (
     FF,
+    STEM_BOUND,
     TCS,
     SpecDiff,
     SpecDiffConfig,
@@ -219,3 +220,29 @@ def test_input_pool_is_the_same_network_on_a_coarser_image():
         torch.testing.assert_close(torch.jit.script(pipe)(x)[0], out)
     with pytest.raises(ValueError, match="multiples of 128"):
         pooled.check_input(torch.rand(1, 3, 64, 64))
+
+
+def test_a_finer_stem_starts_from_a_coarser_trained_network(tmp_path):
+    """``restem``: a stem-2 SpecDiff initialised from a stem-4 one keeps every other tensor;
+    its first convolution answers a flat image as before, and its head predicts each
+    sub-pixel as the mean of the sub-pixels it stands for in the stem-4 head."""
+    from gr_specdiff.train import initial_weights
+
+    coarse = SpecDiff(SpecDiffConfig(stem=4, **TINY)).eval()
+    fine = SpecDiff(SpecDiffConfig(stem=2, **TINY)).eval()
+    torch.save({"ema": coarse.state_dict()}, tmp_path / "coarse.pt")
+    fine.load_state_dict(initial_weights(tmp_path / "coarse.pt", fine))
+    for k, v in coarse.state_dict().items():
+        if k not in STEM_BOUND:
+            torch.testing.assert_close(fine.state_dict()[k], v)
+    with torch.no_grad():
+        flat = torch.rand(1, 3, 1, 1).expand(1, 3, 64, 64)
+        first = [m.encoder.fs1.conv1[0](m.encoder.stem(flat)) for m in (coarse, fine)]
+        torch.testing.assert_close(first[1][..., 10, 10], first[0][..., 5, 5])  # interiors
+        h = torch.randn(1, TINY["enc_channels"][0], 3, 5)
+        coarse_px, fine_px = (m.decoder.unstem(m.decoder.head(h)) for m in (coarse, fine))
+        # coarse pixel 4y + 2a + i: the fine pixel 2y + i stands for its mean over a
+        want = coarse_px.reshape(1, 4, 3, 2, 2, 5, 2, 2).mean((3, 6)).reshape(1, 4, 6, 10)
+        torch.testing.assert_close(fine_px, want)
+    with pytest.raises(ValueError, match="must divide"):
+        initial_weights(tmp_path / "coarse.pt", SpecDiff(SpecDiffConfig(stem=3, **TINY)))

@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from gr_specdiff import IGNORE, __version__
 from gr_specdiff.model.diffusion import NoiseSchedule
 from gr_specdiff.model.factory import build_model, build_pipeline, diffusion_args, load_config
-from gr_specdiff.model.specdiff import SpecDiff, count_parameters
+from gr_specdiff.model.specdiff import STEM_BOUND, SpecDiff, count_parameters, restem
 
 log = logging.getLogger("gr_specdiff.train")
 
@@ -360,7 +360,8 @@ def _provenance(path: str | Path) -> dict:
 def initial_weights(path: str | Path, model: nn.Module) -> dict:
     """``model``'s state dict taken from a training checkpoint (its EMA weights) or from an
     exported TorchScript SpecDiff (``.ts``/``.yaml``; its encoder/denoiser/decoder are the
-    model's own submodules). Raises ValueError naming what does not fit."""
+    model's own submodules). A SpecDiff of a coarser stem fits a finer one (``restem``): the
+    rest of the network is the same. Raises ValueError naming what does not fit."""
     p = Path(path)
     if p.suffix == ".pt":
         sd = load_checkpoint(p)["ema"]
@@ -369,6 +370,11 @@ def initial_weights(path: str | Path, model: nn.Module) -> dict:
 
         sd = load_model(p).module.state_dict()
     want = model.state_dict()
+    if isinstance(model, SpecDiff) and all(k in sd for k in STEM_BOUND):
+        dst = model.config.stem
+        src = math.isqrt(sd["decoder.head.bias"].numel() // model.config.n_classes)
+        if src != dst:
+            sd = {**sd, **{k: restem(k, sd[k], src, dst) for k in STEM_BOUND}}
     # Rate conditioning added to an unconditioned model keeps its fresh weights: its output
     # layer starts at zero, so the new model starts as the one it is initialised from.
     missing = [k for k in want if k not in sd and ".rate_film." not in k]

@@ -468,6 +468,31 @@ def parameter_report(model: SpecDiff) -> dict:
     }
 
 
+# The tensors whose shape the stem sets: the first encoder convolution reads, and the head
+# writes, ``stem * stem`` sub-pixel channels per image/class channel (PixelUnshuffle order
+# ``c * s * s + i * s + j``): their channel axis, and how sub-pixels merge (below).
+STEM_BOUND = {"encoder.fs1.conv1.0.weight": (1, "sum"), "decoder.head.weight": (0, "mean"),
+              "decoder.head.bias": (0, "mean")}
+
+
+def restem(key: str, tensor: Tensor, src: int, dst: int) -> Tensor:
+    """The ``STEM_BOUND`` tensor ``key`` of a ``src``-stem network carried over to a ``dst``
+    stem (``src`` a multiple of ``dst``), so a finer stem starts from a trained coarser one.
+
+    A ``dst`` cell's sub-position ``(i, j)`` stands for the ``src`` cell's sub-positions
+    ``(a * dst + i, b * dst + j)``: the first convolution sums their weights (it answers a
+    flat patch as before), the head averages their logits."""
+    if src % dst:
+        raise ValueError(f"cannot carry a stem-{src} network over to stem {dst}: "
+                         "the new stem must divide the old one")
+    axis, merge = STEM_BOUND[key]
+    r, shape = src // dst, list(tensor.shape)
+    channels = shape[axis] // (src * src)
+    t = tensor.reshape(shape[:axis] + [channels, r, dst, r, dst] + shape[axis + 1:])
+    t = t.sum((axis + 1, axis + 3)) if merge == "sum" else t.mean((axis + 1, axis + 3))
+    return t.reshape(shape[:axis] + [channels * dst * dst] + shape[axis + 1:])
+
+
 __all__ = [
     "FF",
     "FS",
@@ -476,10 +501,12 @@ __all__ = [
     "Encoder",
     "NoiseNet",
     "SpecDiff",
+    "STEM_BOUND",
     "SpecDiffConfig",
     "count_parameters",
     "latent_to_classes",
     "mask_to_latent",
     "parameter_report",
+    "restem",
     "timestep_embedding",
 ]
