@@ -3,6 +3,7 @@
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -162,6 +163,13 @@ def test_default_model_path_env(tmp_path, monkeypatch):
     assert rt.default_model_path() == tmp_path / rt.DEFAULT_MODEL_NAME
     monkeypatch.delenv("GR_SPECDIFF_MODELS")
     assert rt.default_model_path().name == rt.DEFAULT_MODEL_NAME
+    # Shipped models by name (the Model field of the segmenter block), paths as they are.
+    monkeypatch.setenv("GR_SPECDIFF_MODELS", str(tmp_path))
+    (tmp_path / "specdiff_fast.ts").write_bytes(b"x")
+    assert rt.resolve_model_path("fast") == tmp_path / "specdiff_fast.ts"
+    assert rt.resolve_model_path("specdiff_fast") == tmp_path / "specdiff_fast.ts"
+    assert rt.resolve_model_path(" default ") == tmp_path / rt.DEFAULT_MODEL_NAME
+    assert rt.resolve_model_path("runs/m.ts") == Path("runs/m.ts")
     with pytest.raises(ValueError, match="does not exist"):
         rt.open_model(tmp_path / "nope.ts")
 

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Runtime helpers shared by the GNU Radio blocks and the headless CLI (no GNU Radio here).
 
-* :func:`default_model_path` finds the shipped model.
+* :func:`default_model_path` finds a shipped model (:func:`resolve_model_path` by name).
 * :func:`open_model` loads an exported model (``gr_specdiff.model.export.load_model``) and
   checks a sample rate against its card (:func:`check_sample_rate`).
 * :func:`detections` turns a class map into detected signals (connected components),
@@ -61,10 +61,15 @@ def default_model_path(name: str = DEFAULT_MODEL_NAME) -> Path:
 
 
 def resolve_model_path(path) -> Path:
-    """``''``/``None``/``'default'`` -> :func:`default_model_path`; else the path itself."""
-    if path is None or str(path).strip() in ("", "default"):
+    """``''``/``None``/``'default'`` -> :func:`default_model_path`; a bare shipped name
+    (``fast`` or ``specdiff_fast``) -> that shipped model; else the path itself."""
+    name = "" if path is None else str(path).strip()
+    if name in ("", "default"):
         return default_model_path()
-    return Path(os.path.expanduser(str(path)))
+    if name.isidentifier():  # no directory, no suffix: a shipped model's name
+        stem = name if name.startswith("specdiff_") else f"specdiff_{name}"
+        return default_model_path(f"{stem}.ts")
+    return Path(os.path.expanduser(name))
 
 
 def open_model(path, device: str = "auto"):
