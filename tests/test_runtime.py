@@ -170,6 +170,9 @@ def test_default_model_path_env(tmp_path, monkeypatch):
     assert rt.resolve_model_path("specdiff_fast") == tmp_path / "specdiff_fast.ts"
     assert rt.resolve_model_path(" default ") == tmp_path / rt.DEFAULT_MODEL_NAME
     assert rt.resolve_model_path("runs/m.ts") == Path("runs/m.ts")
+    monkeypatch.chdir(tmp_path)  # a model of that name here is the user's, not the shipped one
+    (tmp_path / "mine.ts").write_bytes(b"x")
+    assert rt.resolve_model_path("mine") == Path("mine")
     with pytest.raises(ValueError, match="does not exist"):
         rt.open_model(tmp_path / "nope.ts")
 

@@ -61,12 +61,14 @@ def default_model_path(name: str = DEFAULT_MODEL_NAME) -> Path:
 
 
 def resolve_model_path(path) -> Path:
-    """``''``/``None``/``'default'`` -> :func:`default_model_path`; a bare shipped name
-    (``fast`` or ``specdiff_fast``) -> that shipped model; else the path itself."""
+    """``''``/``None``/``'default'`` -> :func:`default_model_path`; a bare name ``NAME`` or
+    ``specdiff_NAME`` that is no file here -> the shipped ``specdiff_NAME.ts``; else the path
+    itself."""
     name = "" if path is None else str(path).strip()
     if name in ("", "default"):
         return default_model_path()
-    if name.isidentifier():  # no directory, no suffix: a shipped model's name
+    local = Path(name).exists() or Path(f"{name}.ts").exists()
+    if name.isidentifier() and not local:  # no directory, no suffix: a shipped model's name
         stem = name if name.startswith("specdiff_") else f"specdiff_{name}"
         return default_model_path(f"{stem}.ts")
     return Path(os.path.expanduser(name))
