@@ -215,3 +215,22 @@ def test_model_input_appends_the_rate_plane():
     assert t.shape == (1, 4, 256, 256) and torch.all(t[0, 3] == -1.0)
     with pytest.raises(ValueError, match="sample rate must be > 0"):
         sg.model_input(feats, 0.0, True)
+
+
+@pytest.mark.parametrize("rate", [61.44e6, 15.36e6])
+def test_mirror_frequency_is_the_spectrogram_of_the_conjugated_iq(rate, rng):
+    """The training flips and the test-time views rest on this: conj(iq) mirrors the image
+    about DC exactly, for every channel, so a mirrored frame is a real frame."""
+    n = int(0.004 * rate)
+    t = np.arange(n)
+    burst = np.exp(2j * np.pi * 0.11 * t) * (t % 5000 < 700)  # off-centre, pulsed
+    iq = (burst + noise(n, rng, 0.01)).astype(np.complex64)
+    feats = sg.compute_features(iq, rate).features
+    conj = sg.compute_features(np.conj(iq), rate).features
+    assert np.abs(feats - conj).max() > 0.5  # the tone really moved
+    np.testing.assert_array_equal(sg.mirror_frequency(feats), conj)
+    np.testing.assert_array_equal(sg.mirror_frequency(conj), feats)  # its own inverse
+    torch.testing.assert_close(sg.mirror_frequency(torch.from_numpy(feats)),
+                               torch.from_numpy(conj))
+    cols = sg.mirror_frequency(np.arange(256))
+    assert cols[128] == 128 and cols[0] == 0 and cols[129] == 127

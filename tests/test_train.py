@@ -325,3 +325,32 @@ def test_rate_channel_dataset_needs_the_frame_rate():
     assert x.shape == (4, 64, 64) and float(x[3, 0, 0]) == pytest.approx(np.log2(20 / 61.44))
     with pytest.raises(ValueError, match="no sample_rate"):
         WithRateChannel(NoRate(2, 64))[0]
+
+
+def test_random_flips_move_image_and_labels_together(tmp_path):
+    """A flipped frame keeps every label on its own pixel; about half the frames flip; an
+    unknown flip in the config is refused before training starts."""
+    from gr_specdiff.spectrogram import mirror_frequency
+    from gr_specdiff.train import random_flips
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 4, (64, 32, 32))
+    x = y[:, None].repeat(1, 3, 1, 1).float()  # features that spell out the labels
+    x0 = x.clone()
+    fx, fy = random_flips(x.clone(), y.clone(), ["frequency", "time"], g)
+    torch.testing.assert_close(fx[:, 0].long(), fy)
+    kinds = set()
+    for k in range(64):
+        for kind, op in (("none", lambda a: a), ("f", mirror_frequency),
+                         ("t", lambda a: a.flip(-2)),
+                         ("ft", lambda a: mirror_frequency(a).flip(-2))):
+            if torch.equal(fy[k], op(y[k])):
+                kinds.add(kind)
+                torch.testing.assert_close(fx[k], op(x0[k]))
+                break
+    assert kinds == {"none", "f", "t", "ft"}
+    cfg = load_config("tiny")
+    cfg["data"].update(dir="synthetic", synthetic_frames=8, flips=["upside-down"])
+    with pytest.raises(ValueError, match="unknown flip 'upside-down'"):
+        train(cfg, out=tmp_path / "run", progress=False, threads=1)
+    assert not (tmp_path / "run").exists()

@@ -333,6 +333,21 @@ def model_input(features, sample_rate: float, rate_channel: bool):
     return torch.cat([features, plane], dim=-3)
 
 
+def mirror_frequency(image):
+    """``image`` (``(..., W)``, numpy or torch: features, labels or probabilities) as the
+    spectrogram of the conjugated IQ shows it: conjugation negates frequency, so column ``c``
+    (bin ``c - W/2``) trades places with column ``(W - c) % W``; DC (``W/2``) and the Nyquist
+    column 0 stay. Exact for the features, since each is a per-pixel function of the powers
+    and a floor that ignores column order; a receiver with spectral inversion (high-side LO)
+    sees exactly this. Its own inverse."""
+    n = image.shape[-1]
+    if isinstance(image, np.ndarray):
+        return image[..., (n - np.arange(n)) % n]
+    import torch
+
+    return image.index_select(-1, (n - torch.arange(n, device=image.device)) % n)
+
+
 def to_db_image(features: np.ndarray) -> np.ndarray:
     """Peak-power channel back in dB above the noise floor, for display (256 x 256)."""
     return np.asarray(features)[1] * (DB_HIGH - DB_LOW) + DB_LOW

@@ -42,7 +42,9 @@ from torch import Tensor, nn
 from gr_specdiff import IGNORE, __version__
 from gr_specdiff.model.diffusion import NoiseSchedule
 from gr_specdiff.model.factory import build_model, build_pipeline, diffusion_args, load_config
+from gr_specdiff.model.pipeline import check_flips
 from gr_specdiff.model.specdiff import STEM_BOUND, SpecDiff, count_parameters, restem
+from gr_specdiff.spectrogram import mirror_frequency
 
 log = logging.getLogger("gr_specdiff.train")
 
@@ -164,6 +166,22 @@ def dataset_info(ds) -> dict:
     if root is not None:
         info["dir"] = [str(r) for r in root] if isinstance(root, list) else str(root)
     return info
+
+
+def random_flips(x: Tensor, y: Tensor, flips, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Each frame of the batch (features ``x`` (B, C, H, W), labels ``y`` (B, H, W)) flipped
+    with probability 1/2 per flip in ``flips`` (``data.flips``: ``pipeline.FLIPS``), image and
+    labels alike: more views of the same scenes, the frequency mirror being exactly a receiver
+    with spectral inversion."""
+    for flip in check_flips(flips):
+        pick = torch.rand(x.shape[0], generator=generator) < 0.5
+        if not bool(pick.any()):
+            continue
+        if flip == "frequency":
+            x[pick], y[pick] = mirror_frequency(x[pick]), mirror_frequency(y[pick])
+        else:
+            x[pick], y[pick] = x[pick].flip(-2), y[pick].flip(-2)
+    return x, y
 
 
 def split_indices(n: int, val_fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
@@ -476,6 +494,7 @@ def train(
     if steps is not None:
         tcfg["steps"] = int(steps)
     total_steps = int(tcfg.get("steps", 1000))
+    flips = check_flips(dcfg.get("flips"))  # a typo fails here, not after the data is opened
     end_step = min(total_steps, int(stop_at)) if stop_at else total_steps
     seed = int(tcfg.get("seed", 0))
     distributed, rank, local_rank, world = _dist_init()
@@ -564,6 +583,7 @@ def train(
         torch.utils.data.distributed.DistributedSampler(sub, seed=seed) if distributed else None
     )
     g = torch.Generator().manual_seed(seed + rank)
+    flip_gen = torch.Generator().manual_seed(seed + rank + 7919)  # independent of batch order
     nw = int(tcfg.get("num_workers", 0))
     loader = torch.utils.data.DataLoader(
         sub, batch_size=int(tcfg.get("batch_size", 8)), shuffle=sampler is None,
@@ -619,6 +639,8 @@ def train(
                 break
             x = x.to(dev, non_blocking=True).float()
             y = y.to(dev, non_blocking=True).long()
+            if flips:
+                x, y = random_flips(x, y, flips, flip_gen)
             for group in opt.param_groups:
                 group["lr"] = _lr_at(step, float(tcfg.get("lr", 1e-3)),
                                      int(tcfg.get("warmup", 0)), total_steps)

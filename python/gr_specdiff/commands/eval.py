@@ -67,6 +67,7 @@ def _main(args: argparse.Namespace) -> int:
     model_path = Path(args.model)
     ckpt_path = args.checkpoint
     steps = None
+    flips: list = []  # test-time flips of an exported model (specdiff export --flips)
     rate_channel = False  # does the model take the sample-rate plane (model_input)?
     energy = args.model == "energy"
     if energy:
@@ -89,12 +90,13 @@ def _main(args: argparse.Namespace) -> int:
         run = em
         rate_channel = em.rate_channel
         steps = em.card.get("sampler", {}).get("steps")
+        flips = em.card.get("sampler", {}).get("flips") or []
         ckpt_path = ckpt_path or em.card.get("training", {}).get("checkpoint")
         name = em.name
     ds = open_dataset(args.data, rate_channel=rate_channel)
     shape = tuple(ds[0][0].shape)
     report = evaluate(run, ds, max_frames=args.frames, batch=args.batch)
-    report.update(model=str(args.model), data=str(args.data), steps=steps)
+    report.update(model=str(args.model), data=str(args.data), steps=steps, flips=flips)
     report["latency"] = {"batch": 1, "device": str(device),
                          "ms_per_frame": measure_latency(run, shape, batch=1)}
     report["latency_batched"] = {"batch": args.batch,

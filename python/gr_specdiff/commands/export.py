@@ -23,6 +23,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="output path without suffix, e.g. models/lite")
     p.add_argument("--steps", type=int, default=None, help="sampler steps K (default: config)")
     p.add_argument("--seeds", type=int, default=None, help="noise seeds averaged for confidence")
+    p.add_argument("--flips", nargs="+", default=(), metavar="FLIP",
+                   help="average over flipped views of each frame: frequency and/or time "
+                        "(test-time augmentation; one network pass per view)")
     p.add_argument("--no-ema", action="store_true", help="export raw instead of EMA weights")
     p.add_argument("--metrics", default=None, help="JSON from `specdiff eval` to put in the card")
     p.add_argument("--seed", type=int, default=0, help="init seed for --random")
@@ -69,8 +72,9 @@ def _main(args: argparse.Namespace) -> int:
     if args.seeds is not None:
         cfg.setdefault("diffusion", {})["seeds"] = args.seeds
     model.eval()
-    pipe = build_pipeline(model, cfg, steps=args.steps)
-    steps = getattr(pipe, "steps", 0)
+    pipe = build_pipeline(model, cfg, steps=args.steps, flips=args.flips)
+    sampler = getattr(pipe, "pipe", pipe)  # under FlipAveraged
+    steps = getattr(sampler, "steps", 0)
     metrics = json.loads(Path(args.metrics).read_text()) if args.metrics else {}
     data = training.get("data") or {}
     made_with = {**(data.get("config") or {}), **data}  # the dataset's generation config
@@ -88,8 +92,9 @@ def _main(args: argparse.Namespace) -> int:
         "sampler": {
             "kind": "dpm-solver++" if steps else "none",
             "steps": steps,
-            "order": getattr(pipe, "order", 0),
-            "seeds": getattr(pipe, "seeds", 0),
+            "order": getattr(sampler, "order", 0),
+            "seeds": getattr(sampler, "seeds", 0),
+            "flips": list(args.flips),
             "schedule": cfg.get("diffusion", {}).get("schedule", "cosine") if steps else None,
         },
         "model": {

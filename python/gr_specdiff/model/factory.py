@@ -97,12 +97,17 @@ def diffusion_args(cfg: dict) -> dict:
     }
 
 
-def build_pipeline(model, cfg: dict, steps: int | None = None, image_size: int = 256):
-    from .pipeline import LogitsPipeline, SpecDiffPipeline
+def build_pipeline(model, cfg: dict, steps: int | None = None, image_size: int = 256,
+                   flips=()):
+    """The exported-model contract around ``model``; ``flips`` (``pipeline.FLIPS``) averages
+    it over flipped views of each frame."""
+    from .pipeline import FlipAveraged, LogitsPipeline, SpecDiffPipeline
 
     if not isinstance(model, SpecDiff):
-        return LogitsPipeline(model)
-    args = diffusion_args(cfg)
-    if steps is not None:
-        args["steps"] = int(steps)
-    return SpecDiffPipeline(model, image_size=image_size, seed=0, **args)
+        pipe = LogitsPipeline(model)
+    else:
+        args = diffusion_args(cfg)
+        if steps is not None:
+            args["steps"] = int(steps)
+        pipe = SpecDiffPipeline(model, image_size=image_size, seed=0, **args)
+    return FlipAveraged(pipe, flips) if flips else pipe

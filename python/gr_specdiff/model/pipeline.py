@@ -12,6 +12,9 @@ confidence is the probability of the chosen class (the max of the averaged softm
 
 :class:`LogitsPipeline`: any ``logits = net(x)`` segmentation network (baselines) -> argmax +
 max softmax.
+
+:class:`FlipAveraged`: either of them with its probabilities averaged over flipped views of the
+frame (test-time augmentation, ``specdiff export --flips``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,20 @@ from torch import Tensor, nn
 
 from .diffusion import NoiseSchedule, solver_coefficients
 from .specdiff import SpecDiff
+
+#: Flips a frame can be viewed under without changing what is where: ``frequency`` is exactly
+#: the spectrogram of the conjugated IQ (spectrogram.mirror_frequency), ``time`` is the
+#: frame played backwards and conjugated, to within the FFT grid (two hops, one sample).
+FLIPS = ("frequency", "time")
+
+
+def check_flips(flips) -> tuple[str, ...]:
+    """``flips`` as a tuple of known :data:`FLIPS` names, or a ``ValueError`` naming the bad one."""
+    flips = tuple(flips or ())
+    for f in flips:
+        if f not in FLIPS:
+            raise ValueError(f"unknown flip {f!r}: choose from {', '.join(FLIPS)}")
+    return flips
 
 
 class SpecDiffPipeline(nn.Module):
@@ -114,6 +131,57 @@ class LogitsPipeline(nn.Module):
         super().__init__()
         self.net = net
 
+    def probabilities(self, x: Tensor) -> Tensor:
+        return torch.softmax(self.net(x), dim=1)
+
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        conf, cls = torch.softmax(self.net(x), dim=1).max(dim=1)
+        conf, cls = self.probabilities(x).max(dim=1)
+        return cls.to(torch.uint8), conf
+
+
+class FlipAveraged(nn.Module):
+    """``pipe`` (a pipeline with ``probabilities``) run on every combination of ``flips`` of
+    the frame in one batch (2 or 4 views), each view's probabilities flipped back, averaged.
+    A network that has seen a frame only one way round still errs differently on its mirror
+    image; the average keeps what the views agree on. Costs one pass per view."""
+
+    def __init__(self, pipe: nn.Module, flips):
+        super().__init__()
+        flips = check_flips(flips)
+        if not flips:
+            raise ValueError("FlipAveraged needs at least one flip")
+        self.pipe = pipe
+        self.flips = list(flips)
+        self.frequency = "frequency" in flips
+        self.time = "time" in flips
+
+    @staticmethod
+    def _mirror(x: Tensor) -> Tensor:
+        """``spectrogram.mirror_frequency`` (scriptable): column c <-> (W - c) % W."""
+        n = x.shape[-1]
+        return x.index_select(-1, (n - torch.arange(n, device=x.device)) % n)
+
+    def _views(self, x: Tensor) -> Tensor:
+        """The frame's views stacked on the batch axis: x, [mirrored], [reversed, [both]]."""
+        if self.frequency:
+            x = torch.cat([x, self._mirror(x)], dim=0)
+        if self.time:
+            x = torch.cat([x, x.flip(-2)], dim=0)
+        return x
+
+    def probabilities(self, x: Tensor) -> Tensor:
+        b = x.shape[0]
+        p = self.pipe.probabilities(self._views(x))
+        # Undo the flips in reverse order (each is its own inverse).
+        if self.time:  # the second half holds the reversed views
+            half = p.shape[0] // 2
+            p = torch.cat([p[:half], p[half:].flip(-2)], dim=0)
+        if self.frequency:  # every second block of b frames holds mirrored views
+            pairs = p.reshape(-1, 2, b, p.shape[1], p.shape[2], p.shape[3])
+            p = torch.cat([pairs[:, :1], self._mirror(pairs[:, 1:])],
+                          dim=1).reshape(p.shape)
+        return p.reshape(-1, b, p.shape[1], p.shape[2], p.shape[3]).mean(dim=0)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        conf, cls = self.probabilities(x).max(dim=1)
         return cls.to(torch.uint8), conf
