@@ -13,7 +13,7 @@ APT_PACKAGES := gnuradio gnuradio-dev python3-pyqtgraph python3-scipy python3-ma
                 python3-yaml python3-pyqt5 cmake g++ pybind11-dev xvfb xauth
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: setup demo test lint pytest ctest build install clean
+.PHONY: setup demo test lint pytest ctest build install clean baseline-venv
 
 setup: $(STAMPS)/apt $(STAMPS)/venv build
 
@@ -58,5 +58,21 @@ ctest: build
 
 test: setup lint pytest ctest
 
+# Table II's DeepLabV3-MobileNetV3 needs torchvision, which does not import beside .venv's
+# torch 2.13 CPU build. This venv (no GNU Radio: run the package from python/) pairs the
+# torch 2.14.1 and torchvision 0.29.1 wheels (CUDA builds, ~5.5 GB; they run on the CPU):
+#   PYTHONPATH=python .venv-baselines/bin/python benchmarks/compare_budget.py --only deeplab ...
+BASELINE_VENV := .venv-baselines
+baseline-venv: $(STAMPS)/baseline-venv
+
+$(STAMPS)/baseline-venv: Makefile
+	@echo "== baseline venv in $(BASELINE_VENV) (torch 2.14.1 + torchvision 0.29.1)"
+	@[ -x $(BASELINE_VENV)/bin/python ] || /usr/bin/python3 -m venv $(BASELINE_VENV)
+	@$(BASELINE_VENV)/bin/pip install -q --disable-pip-version-check torch==2.14.1 \
+	  torchvision==0.29.1 'numpy<2' pyyaml scipy tqdm matplotlib
+	@PYTHONPATH=python $(BASELINE_VENV)/bin/python -c \
+	  "from gr_specdiff.model.baselines import deeplab_available; assert deeplab_available()"
+	@mkdir -p $(STAMPS) && touch $@
+
 clean:
-	rm -rf build install $(STAMPS) $(VENV)
+	rm -rf build install $(STAMPS) $(VENV) $(BASELINE_VENV)

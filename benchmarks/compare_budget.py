@@ -46,8 +46,8 @@ VARIANTS = {
     # SpecDiff's own training recipe of stage 4: a quarter of each batch recycled (train.py)
     "specdiff_recycle": {"loss": {"recycle_fraction": 0.25}},
     "unet_lite": {"model": {"arch": "unet", "widths": [32, 64, 96, 160], "stem": 4}},
-    # Needs torchvision, which does not import beside this machine's torch 2.13 CPU build: run
-    # it from a venv with torch 2.14.1 + torchvision 0.29.1 (PYTHONPATH=python), `--only deeplab`.
+    # Needs torchvision, which does not import beside .venv's torch 2.13 CPU build: run it
+    # from `make baseline-venv`'s venv (PYTHONPATH=python, `--only deeplab`; see the Makefile).
     "deeplab": {"model": {"arch": "deeplab"}},
     "energy": None,
 }
