@@ -269,6 +269,31 @@ class qa_segmenter(gr_unittest.TestCase):
                 with self.assertRaisesRegex(ValueError, "CUDA"):
                     segmenter(str(path), device="cuda", samp_rate=RATE)
 
+    def test_014_test_time_flips(self):
+        """Flips wrap the loaded model (the per-pixel threshold model commutes with them, so
+        the maps must not change); a model exported without probabilities() is refused with
+        the way out; flips on an already loaded model are refused."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = export_threshold_model(os.path.join(tmp, "p.ts"), frame_seconds=FRAME / RATE,
+                                          probabilities=True)
+            data = tone_frames(2 * FRAME)
+            _, plain, _, _ = run_segmenter(data, str(path), device="cpu")
+            seg, flipped, _, _ = run_segmenter(data, str(path), device="cpu",
+                                               flips="frequency+time")
+            self.assertEqual(seg.model.flips, ["frequency", "time"])
+            self.assertEqual(len(flipped), 2)
+            for a, b in zip(plain, flipped):
+                self.assertTrue(a["class_map"].any())  # the tone is found
+                np.testing.assert_array_equal(a["class_map"], b["class_map"])
+            old = export_threshold_model(os.path.join(tmp, "old.ts"), frame_seconds=FRAME / RATE)
+            with self.assertRaisesRegex(ValueError, "re-export"):
+                segmenter(str(old), device="cpu", samp_rate=RATE, flips="frequency")
+            with self.assertRaisesRegex(ValueError, "unknown flip 'sideways'"):
+                segmenter(str(path), device="cpu", samp_rate=RATE, flips="sideways")
+            with self.assertRaisesRegex(ValueError, "load_model"):
+                segmenter(InProcessModel(frame_seconds=FRAME / RATE), samp_rate=RATE,
+                          flips="frequency")
+
     def test_011_no_busy_loop_while_a_frame_is_in_flight(self):
         """The held last item must not make the scheduler call work() back to back: that
         churn took the GIL ~10,000 times a second from the inference thread (5x slower)."""

@@ -3,6 +3,9 @@
 
 * :class:`ThresholdNet`: TorchScript-able; labels every pixel whose peak-power feature is
   more than ``threshold_db`` above the noise floor as class ``label``; confidence = feature.
+* :class:`ThresholdNetWithProbabilities`: the same with ``probabilities`` (one-hot), as every
+  pipeline exports it, so test-time flips can wrap it; plain ``ThresholdNet`` stands for a
+  model exported before flips existed.
 * :class:`SlowModel`: an in-process model that sleeps (drop-policy tests).
 * :func:`export_threshold_model`: exports a ThresholdNet with a card via ``export_model``.
 """
@@ -29,6 +32,13 @@ class ThresholdNet(torch.nn.Module):
         return cls, peak.to(torch.float32)
 
 
+class ThresholdNetWithProbabilities(ThresholdNet):
+    @torch.jit.export
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        cls = self.forward(x)[0].long()
+        return torch.nn.functional.one_hot(cls, 4).permute(0, 3, 1, 2).to(torch.float32)
+
+
 class InProcessModel:
     """Duck-typed ExportedModel around an eager module (no file)."""
 
@@ -53,10 +63,12 @@ def SlowModel(delay=0.2, **kw):  # noqa: N802 - reads like a class in tests
     return InProcessModel(delay=delay, **kw)
 
 
-def export_threshold_model(path, sample_rates=(1e6,), frame_seconds=0.002, label=1):
+def export_threshold_model(path, sample_rates=(1e6,), frame_seconds=0.002, label=1,
+                           probabilities=False):
     from gr_specdiff.model.export import export_model
 
-    return export_model(ThresholdNet(label=label), path,
+    net = (ThresholdNetWithProbabilities if probabilities else ThresholdNet)(label=label)
+    return export_model(net, path,
                         {"name": "test-threshold", "sample_rates": list(sample_rates),
                          "frame_seconds": frame_seconds})
 

@@ -206,3 +206,20 @@ def test_cli_export_with_flips_records_them(tmp_path):
     assert cls.shape == (1, 256, 256) and float(conf.min()) > 0
     with pytest.raises(ValueError, match="unknown flip 'sideways'"):
         build_pipeline(build_model(load_config("tiny")), load_config("tiny"), flips=["sideways"])
+
+
+def test_load_model_with_flips_wraps_the_scripted_pipeline(exported, tiny_pipe):
+    """Flips at load time (the segmenter's Flips parameter) give what a flip-averaged export
+    gives: the scripted pipeline keeps probabilities() for this."""
+    from gr_specdiff.model.pipeline import FlipAveraged
+
+    ts, _card = exported
+    m = load_model(ts, device="cpu", flips=["frequency", "time"])
+    assert m.flips == ["frequency", "time"] and "flips" in repr(m)
+    assert load_model(ts, device="cpu").flips == []
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        cls, conf = FlipAveraged(tiny_pipe, ["frequency", "time"])(x)
+    got_cls, got_conf = m(x.numpy())
+    np.testing.assert_array_equal(got_cls, cls.numpy())
+    np.testing.assert_allclose(got_conf, conf.numpy(), atol=1e-6)

@@ -239,3 +239,16 @@ def test_detection_table_round_trip():
         rt.detection_rows(broken)
     with pytest.raises(ValueError, match="snr_db"):
         rt.detection_rows({k: v for k, v in table.items() if k != "snr_db"})
+
+
+@pytest.mark.parametrize("text,flips", [("", ()), ("none", ()), ("frequency", ("frequency",)),
+                                        ("frequency+time", ("frequency", "time")),
+                                        ("time, frequency", ("time", "frequency")),
+                                        (["frequency"], ("frequency",))])
+def test_parse_flips_reads_what_blocks_and_command_lines_give(text, flips):
+    assert rt.parse_flips(text) == flips
+
+
+def test_parse_flips_names_the_unknown_flip():
+    with pytest.raises(ValueError, match="unknown flip 'mirror'.*frequency, time"):
+        rt.parse_flips("frequency+mirror")

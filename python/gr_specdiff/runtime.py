@@ -74,8 +74,9 @@ def resolve_model_path(path) -> Path:
     return Path(os.path.expanduser(name))
 
 
-def open_model(path, device: str = "auto"):
-    """Load an exported model; errors are ``ValueError`` (``ModelLoadError``) with the path."""
+def open_model(path, device: str = "auto", flips=()):
+    """Load an exported model (``flips``: test-time views, see ``export.load_model``); errors
+    are ``ValueError`` (``ModelLoadError``) with the path."""
     if device not in ("auto", "cuda", "cpu"):
         raise ValueError(f"device must be auto, cuda or cpu, got {device!r}")
     from gr_specdiff.model.export import load_model, model_files
@@ -85,7 +86,18 @@ def open_model(path, device: str = "auto"):
         raise ValueError(
             f"model file {p} does not exist: pass a model path (e.g. models/<name>.ts made by "
             "`specdiff export`) or set $GR_SPECDIFF_MODELS")
-    return load_model(p, device=device)
+    return load_model(p, device=device, flips=parse_flips(flips))
+
+
+def parse_flips(flips) -> tuple[str, ...]:
+    """Test-time flips as blocks and command lines give them: a sequence of names or one
+    string of names separated by spaces, commas or '+' (``"frequency+time"``); ``""`` or
+    ``"none"`` = none. Unknown names raise ``ValueError`` naming them."""
+    from gr_specdiff.model.pipeline import check_flips
+
+    if isinstance(flips, str):
+        flips = [f for f in flips.replace(",", " ").replace("+", " ").split() if f != "none"]
+    return check_flips(flips)
 
 
 def card_sample_rates(card: dict) -> list[float]:

@@ -94,7 +94,8 @@ class segmenter(gr.basic_block):
 
     def __init__(self, model_path="", device="auto", samp_rate=61.44e6, center_freq=0.0,
                  policy="drop", queue_depth=2, frame_seconds=0.0, occupancy=True,
-                 passthrough=False, send_confidence=False, strict_rate=True, min_pixels=4):
+                 passthrough=False, send_confidence=False, strict_rate=True, min_pixels=4,
+                 flips=""):
         # Fixed port layout (GRC port keys must not move): occupancy NR, LTE, radar on
         # ports 0..2, the IQ pass-through on port 3. Outputs are optional, but GNU Radio
         # needs connected outputs to be contiguous (0..k-1).
@@ -114,7 +115,7 @@ class segmenter(gr.basic_block):
         self.strict_rate = bool(strict_rate)
         self.min_pixels = int(min_pixels)
         self.frame_seconds = float(frame_seconds)
-        self.model = self._load(model_path, device)
+        self.model = self._load(model_path, device, flips)
         self.card = dict(getattr(self.model, "card", {}) or {})
         self.sample_rate = float(samp_rate)
         self.center_freq = float(center_freq)
@@ -165,8 +166,11 @@ class segmenter(gr.basic_block):
                 self.set_min_output_buffer(port, 8192)
 
     # ------------------------------------------------------------------ set-up
-    def _load(self, model_path, device):
+    def _load(self, model_path, device, flips):
         if callable(model_path) and hasattr(model_path, "card"):
+            if rt.parse_flips(flips):
+                raise ValueError("segmenter: flips apply when the block loads its model; "
+                                 "load this one with load_model(..., flips=...)")
             return model_path  # an already loaded model (tests, benchmarks)
         if device == "cuda":
             import torch
@@ -180,9 +184,10 @@ class segmenter(gr.basic_block):
 
             if not torch.cuda.is_available():
                 self.logger.warn("device auto: no CUDA device, the model runs on the CPU")
-        model = rt.open_model(model_path, device=device)
+        model = rt.open_model(model_path, device=device, flips=flips)
+        views = f", flips {'+'.join(model.flips)}" if getattr(model, "flips", None) else ""
         self.logger.info(f"model {rt.resolve_model_path(model_path)} on "
-                         f"{getattr(model, 'device', device)}")
+                         f"{getattr(model, 'device', device)}{views}")
         if str(getattr(model, "device", "cpu")) == "cpu":
             import os
 

@@ -23,6 +23,9 @@ def register(subparsers) -> None:
     p.add_argument("--frames", type=int, default=None, help="evaluate the first N frames only")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--device", default="auto")
+    p.add_argument("--flips", default="",
+                   help="test-time flips: frequency, or frequency+time (better maps for one "
+                        "more model pass per view; live, more dropped frames on a CPU)")
     p.add_argument("--checkpoint", default=None,
                    help="checkpoint for the accuracy-vs-steps sweep (default: the card's)")
     p.add_argument("--sweep-steps", type=int, nargs="*", default=[1, 2, 3, 5, 10],
@@ -59,6 +62,7 @@ def _main(args: argparse.Namespace) -> int:
         write_report,
     )
     from gr_specdiff.model.export import load_model, resolve_device
+    from gr_specdiff.runtime import parse_flips
     from gr_specdiff.train import open_dataset
 
     if args.threads:
@@ -67,12 +71,14 @@ def _main(args: argparse.Namespace) -> int:
     model_path = Path(args.model)
     ckpt_path = args.checkpoint
     steps = None
-    flips: list = []  # test-time flips of an exported model (specdiff export --flips)
+    flips: list = []  # test-time flips: the export's own and --flips
     rate_channel = False  # does the model take the sample-rate plane (model_input)?
     energy = args.model == "energy"
     if energy:
         from gr_specdiff.model.baselines import EnergyDetector
 
+        if parse_flips(args.flips):
+            raise ValueError("--flips: the energy detector has no probabilities to average")
         run = _torch_runner(EnergyDetector(), device)
         name = "energy"
     elif model_path.suffix == ".pt":
@@ -80,17 +86,18 @@ def _main(args: argparse.Namespace) -> int:
 
         model, cfg = load_trained(model_path)
         rate_channel = bool(cfg["model"].get("rate_conditioning", False))
-        pipe = build_pipeline(model, cfg)
-        steps = getattr(pipe, "steps", None)
+        pipe = build_pipeline(model, cfg, flips=parse_flips(args.flips))
+        flips = list(parse_flips(args.flips))
+        steps = getattr(getattr(pipe, "pipe", pipe), "steps", None)
         run = _torch_runner(pipe, device)
         ckpt_path = ckpt_path or str(model_path)
         name = model_path.stem
     else:
-        em = load_model(model_path, device=device)
+        em = load_model(model_path, device=device, flips=parse_flips(args.flips))
         run = em
         rate_channel = em.rate_channel
         steps = em.card.get("sampler", {}).get("steps")
-        flips = em.card.get("sampler", {}).get("flips") or []
+        flips = em.flips
         ckpt_path = ckpt_path or em.card.get("training", {}).get("checkpoint")
         name = em.name
     ds = open_dataset(args.data, rate_channel=rate_channel)

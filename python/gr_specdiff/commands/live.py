@@ -26,6 +26,9 @@ def register(subparsers):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", default="", help="model .ts (default: models/specdiff_default.ts)")
     p.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
+    p.add_argument("--flips", default="",
+                   help="test-time flips: frequency, or frequency+time (better maps for one "
+                        "more model pass per view; live, more dropped frames on a CPU)")
     p.add_argument("--queue-depth", type=int, default=2)
     p.add_argument("--history", type=int, default=4, help="frames shown in the waterfall")
     p.add_argument("--seconds", type=float, default=0.0, help="quit after N seconds (0: never)")
@@ -75,7 +78,7 @@ def build(args):
         title = f"SpecDiff: synthetic scene ({args.mix})"
     seg = segmenter(args.model, device=args.device, samp_rate=0 if args.recording else rate,
                     center_freq=fc, policy="drop", queue_depth=args.queue_depth,
-                    occupancy=False)
+                    occupancy=False, flips=args.flips)
     wf = waterfall_sink(title=title, history=args.history)
     head.set_min_output_buffer(1 << 18)  # large chunks for the Python segmenter
     tb.connect(head, seg)

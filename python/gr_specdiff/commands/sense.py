@@ -24,6 +24,9 @@ def register(subparsers):
                         "embedded synthetic scene)")
     p.add_argument("--model", default="", help="model .ts (default: models/specdiff_default.ts)")
     p.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
+    p.add_argument("--flips", default="",
+                   help="test-time flips: frequency, or frequency+time (better maps for one "
+                        "more model pass per view; live, more dropped frames on a CPU)")
     p.add_argument("--out", default="out/sense", help="output directory (default: out/sense)")
     p.add_argument("--rate", type=float, default=0.0, help="raw files: sample rate in S/s")
     p.add_argument("--format", default="", choices=("",) + FORMATS,
@@ -96,7 +99,8 @@ class _Collector:
 
 
 def analyse(recording, model="", device="auto", out_dir="out/sense", rate=0.0, fmt="",
-            freq=0.0, png_frames=8, min_pixels=4, strict_rate=True, max_rows=40, log=print):
+            freq=0.0, png_frames=8, min_pixels=4, strict_rate=True, max_rows=40, log=print,
+            flips=""):
     """Run the headless flowgraph; returns a summary dict (frames, detections, paths)."""
     import time
 
@@ -113,7 +117,8 @@ def analyse(recording, model="", device="auto", out_dir="out/sense", rate=0.0, f
     src = sigmf_source(str(rec), repeat=False, datatype=fmt, samp_rate=rate, center_freq=freq)
     seg = segmenter(model, device=device, samp_rate=src.samp_rate,
                     center_freq=src.center_freq, policy="block", queue_depth=2,
-                    occupancy=False, strict_rate=strict_rate, min_pixels=min_pixels)
+                    occupancy=False, strict_rate=strict_rate, min_pixels=min_pixels,
+                    flips=flips)
     meta_out = out / f"{name}.sigmf-meta"
     if meta_out.resolve() == rec.with_suffix(".sigmf-meta").resolve():
         raise ValueError(f"--out {out} would overwrite the recording's own metadata; "
@@ -184,6 +189,7 @@ def run(args) -> int:
                                  args.scene_frames)
         print(f"no recording given: analysing the embedded default scene {rec}")
     analyse(rec, args.model, args.device, args.out, args.rate, args.format, args.freq,
-            args.png_frames, args.min_pixels, not args.no_strict_rate, args.max_rows)
+            args.png_frames, args.min_pixels, not args.no_strict_rate, args.max_rows,
+            flips=args.flips)
     sys.stdout.flush()
     return 0

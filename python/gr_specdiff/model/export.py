@@ -155,10 +155,12 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 class ExportedModel:
     """A loaded TorchScript model plus its card; call it with its input ``(B,)C x 256 x 256``:
     the spectrogram features, plus the rate plane for a rate-conditioned model
-    (:meth:`input` builds it)."""
+    (:meth:`input` builds it). ``flips``: the test-time flips it runs with, those baked into
+    the file (its card's ``sampler.flips``) and those added at load time."""
 
-    def __init__(self, module: torch.jit.ScriptModule, card: dict, device: torch.device):
+    def __init__(self, module: torch.nn.Module, card: dict, device: torch.device, flips=()):
         self.module = module
+        self.flips = list((card.get("sampler") or {}).get("flips") or []) + list(flips)
         self.card = card
         self.device = device
         self.sample_rates = [float(r) for r in card.get("sample_rates") or []]
@@ -169,7 +171,8 @@ class ExportedModel:
         self.input_channels = len(_spec.CHANNELS) + int(self.rate_channel)
 
     def __repr__(self) -> str:
-        return f"ExportedModel({self.name!r}, device={self.device})"
+        views = f", flips={self.flips}" if self.flips else ""
+        return f"ExportedModel({self.name!r}, device={self.device}{views})"
 
     def input(self, features, sample_rate: float):
         """The model's input for spectrogram ``features`` computed at ``sample_rate``."""
@@ -224,8 +227,11 @@ def load_card(path: str | Path) -> dict:
     return card
 
 
-def load_model(path: str | Path, device: str | torch.device = "auto") -> ExportedModel:
+def load_model(path: str | Path, device: str | torch.device = "auto",
+               flips=()) -> ExportedModel:
     """Load ``<stem>.ts`` + ``<stem>.yaml`` (either path given), verifying sha256 and version.
+    ``flips`` (``pipeline.FLIPS``) averages the model over flipped views of each frame
+    (``pipeline.FlipAveraged``): better maps for one more network pass per view.
 
     On CPU this turns on ``torch.set_flush_denormal`` (process-wide): denormal activations in
     nearly-silent feature maps otherwise slow convolutions down by up to 5x.
@@ -262,4 +268,13 @@ def load_model(path: str | Path, device: str | torch.device = "auto") -> Exporte
             f"{ts_path} is not a loadable TorchScript file ({type(exc).__name__}); re-export it"
         ) from exc
     module.eval()
-    return ExportedModel(module, card, dev)
+    if flips:
+        from .pipeline import FlipAveraged, check_flips
+
+        flips = check_flips(flips)
+        if not hasattr(module, "probabilities"):
+            raise ModelLoadError(
+                f"{ts_path} was exported before test-time flips existed (no probabilities()); "
+                "re-export it with `specdiff export` to use flips")
+        module = FlipAveraged(module, flips).eval()
+    return ExportedModel(module, card, dev, flips)

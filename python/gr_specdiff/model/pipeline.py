@@ -14,7 +14,9 @@ confidence is the probability of the chosen class (the max of the averaged softm
 max softmax.
 
 :class:`FlipAveraged`: either of them with its probabilities averaged over flipped views of the
-frame (test-time augmentation, ``specdiff export --flips``).
+frame (test-time augmentation): baked into an export (``specdiff export --flips``) or put
+around a loaded one (``load_model(..., flips=...)``, the segmenter's Flips parameter), since
+every pipeline's scripted module keeps ``probabilities``.
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ class SpecDiffPipeline(nn.Module):
             )
         return x
 
+    @torch.jit.export
     def probabilities(self, x: Tensor) -> Tensor:
         """Softmax class probabilities ``(B, n_classes, H, W)``, averaged over the noise seeds."""
         cond, s1, s2, s3 = self.encoder(x)
@@ -131,6 +134,7 @@ class LogitsPipeline(nn.Module):
         super().__init__()
         self.net = net
 
+    @torch.jit.export
     def probabilities(self, x: Tensor) -> Tensor:
         return torch.softmax(self.net(x), dim=1)
 
@@ -169,6 +173,7 @@ class FlipAveraged(nn.Module):
             x = torch.cat([x, x.flip(-2)], dim=0)
         return x
 
+    @torch.jit.export
     def probabilities(self, x: Tensor) -> Tensor:
         b = x.shape[0]
         p = self.pipe.probabilities(self._views(x))
