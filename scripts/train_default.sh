@@ -6,17 +6,18 @@
 #                                stages 4 and 5 (polish_recycle, then polish_refine,
 #                                STEPS4=3000 steps each from the stage before's export),
 #                                stage 6 (polish_more, 6,000 steps on train_big + train_more),
-#                                stage 7 (polish_wide, 4,000 steps on those + train_more2;
-#                                its final checkpoint ships), export to
+#                                stage 7 (polish_wide, 4,000 steps on those + train_more2),
+#                                stage 8 (polish_flip, stage 7's recipe with frames flipped
+#                                in frequency and time; its final checkpoint ships), export to
 #                                models/specdiff_default, evaluation on data/test
 # STAGE1=models/specdiff_default.yaml skips stage 1 and fine-tunes that model instead;
-# RUN2, RUN4, RUN5, RUN6, RUN7=runs/<name> put those runs elsewhere. STAGE2=<export.yaml> skips stage 2
+# RUN2, RUN4, RUN5, RUN6, RUN7, RUN8=runs/<name> put those runs elsewhere. STAGE2=<export.yaml> skips stage 2
 # too and polishes that model. The shipped model of 2026-12-02 is
 #   STAGE1=runs/default_ft/export/specdiff_default_v1.yaml RUN2=runs/default_v2 \
 #     scripts/train_default.sh
 # i.e. stage 2 repeated once more on the regenerated data (stage 3, docs/RESULTS.md) and then
-# polished with recycling (stages 4 and 5), then trained on twice the data (stage 6) and on
-# 32,000 frames (stage 7).
+# polished with recycling (stages 4 and 5), then trained on twice the data (stage 6), on
+# 32,000 frames (stage 7) and on those frames flipped (stage 8).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Short OpenMP spin before sleeping: with libgomp's default spin, 2 threads on 2 shared cores
@@ -58,10 +59,13 @@ train --config polish_more --out "$run6" $(start "$run6" --init-from "$run5/chec
 # Stage 7: the same recipe on train_big + train_more + train_more2 (32,000 frames).
 run7=${RUN7:-runs/polish_wide}
 train --config polish_wide --out "$run7" $(start "$run7" --init-from "$run6/checkpoint.pt")
+# Stage 8: the same recipe and data, each frame mirrored in frequency and/or reversed in time.
+run8=${RUN8:-runs/polish_flip}
+train --config polish_flip --out "$run8" $(start "$run8" --init-from "$run7/checkpoint.pt")
 # Export, measure on the test split, export again with the measurements in the model card.
-ship() { .venv/bin/specdiff export --checkpoint "$run7/checkpoint.pt" --steps 1 \
+ship() { .venv/bin/specdiff export --checkpoint "$run8/checkpoint.pt" --steps 1 \
            --out models/specdiff_default "$@"; }
 ship
-.venv/bin/specdiff eval --model models/specdiff_default --data data/test --out "$run7/eval" \
-  --checkpoint "$run7/checkpoint.pt" --sweep-steps 1 2 3 5 10 --sweep-frames 200
-ship --metrics "$run7/eval/metrics.json"
+.venv/bin/specdiff eval --model models/specdiff_default --data data/test --out "$run8/eval" \
+  --checkpoint "$run8/checkpoint.pt" --sweep-steps 1 2 3 5 10 --sweep-frames 200
+ship --metrics "$run8/eval/metrics.json"
