@@ -142,6 +142,10 @@ def main(argv=None):
     ap.add_argument("--frames", type=int, default=6, help="frames in the unthrottled runs")
     ap.add_argument("--minutes", type=float, default=0.25, help="length of the real-time run")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--flips", default="",
+                    help="test-time flips of the model: frequency or frequency+time")
+    ap.add_argument("--skip-front-end", action="store_true",
+                    help="only the model rows (the front end does not depend on the model)")
     ap.add_argument("--skip-pipeline", action="store_true")
     ap.add_argument("--buffer", type=int, default=1 << 18,
                     help="min output buffer (items) upstream of the segmenter (0: default)")
@@ -159,10 +163,11 @@ def main(argv=None):
                         "--config", "lite", "--out", model_path], check=True,
                        stdout=subprocess.DEVNULL)
         model_path += ".ts"
-    model = open_model(model_path, args.device)
+    model = open_model(model_path, args.device, flips=args.flips)
     model.warm_up()  # as the segmenter does when it loads a model itself
     native = sg.native_available() if hasattr(sg, "native_available") else False
-    print(f"model {model_path} on {model.device}; front end "
+    views = f", flips {'+'.join(model.flips)}" if model.flips else ""
+    print(f"model {model_path} on {model.device}{views}; front end "
           f"{'native' if native else 'numpy'}; {os.cpu_count()} CPU(s)")
     print()
     head = (f"{'rate MS/s':>9} | {'run':<26} | {'MS/s':>7} | {'x RT':>5} | {'proc/s':>6} | "
@@ -180,9 +185,10 @@ def main(argv=None):
               f"{r['rss0']:>7.0f} -> {r['rss1']:>6.0f}", flush=True)
 
     for rate in args.rates:
-        row(rate, "front end, no throttle, 8k", run_flowgraph(rate, NullModel(), "block",
-                                                              n_frames=args.frames))
-        if args.buffer:
+        if not args.skip_front_end:
+            row(rate, "front end, no throttle, 8k", run_flowgraph(rate, NullModel(), "block",
+                                                                  n_frames=args.frames))
+        if args.buffer and not args.skip_front_end:
             row(rate, f"front end, no throttle, {args.buffer >> 10}k", run_flowgraph(
                 rate, NullModel(), "block", n_frames=args.frames, buffer=args.buffer))
         if not args.skip_pipeline:
