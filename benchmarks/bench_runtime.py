@@ -184,6 +184,9 @@ def main(argv=None):
               f"{r['lat_med']:>10.0f} | {r['lat_p99']:>10.0f} | {r['cpu_cores']:>9.2f} | "
               f"{r['rss0']:>7.0f} -> {r['rss1']:>6.0f}", flush=True)
 
+    # One discarded run first, so the first row does not carry the process's one-time start-up
+    # (GNU Radio's scheduler, the front end's plans, first touches of the big buffers).
+    run_flowgraph(args.rates[0], NullModel(), "block", n_frames=2, buffer=args.buffer)
     for rate in args.rates:
         if not args.skip_front_end:
             row(rate, "front end, no throttle, 8k", run_flowgraph(rate, NullModel(), "block",
