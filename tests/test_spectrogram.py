@@ -220,7 +220,7 @@ def test_model_input_appends_the_rate_plane():
 @pytest.mark.parametrize("rate", [61.44e6, 15.36e6])
 def test_mirror_frequency_is_the_spectrogram_of_the_conjugated_iq(rate, rng):
     """The training flips and the test-time views rest on this: conj(iq) mirrors the image
-    about DC exactly, for every channel, so a mirrored frame is a real frame."""
+    about DC, for every channel, so a mirrored frame is a real frame."""
     n = int(0.004 * rate)
     t = np.arange(n)
     burst = np.exp(2j * np.pi * 0.11 * t) * (t % 5000 < 700)  # off-centre, pulsed
@@ -228,9 +228,11 @@ def test_mirror_frequency_is_the_spectrogram_of_the_conjugated_iq(rate, rng):
     feats = sg.compute_features(iq, rate).features
     conj = sg.compute_features(np.conj(iq), rate).features
     assert np.abs(feats - conj).max() > 0.5  # the tone really moved
-    np.testing.assert_array_equal(sg.mirror_frequency(feats), conj)
-    np.testing.assert_array_equal(sg.mirror_frequency(conj), feats)  # its own inverse
+    # Exact in arithmetic; the FFT of the conjugate sums in another order, so a few ulp
+    # of float32 apart (3e-6 seen on features in [0, 1]).
+    np.testing.assert_allclose(sg.mirror_frequency(feats), conj, rtol=0, atol=2e-5)
+    np.testing.assert_array_equal(sg.mirror_frequency(sg.mirror_frequency(feats)), feats)
     torch.testing.assert_close(sg.mirror_frequency(torch.from_numpy(feats)),
-                               torch.from_numpy(conj))
+                               torch.from_numpy(conj), rtol=0, atol=2e-5)
     cols = sg.mirror_frequency(np.arange(256))
     assert cols[128] == 128 and cols[0] == 0 and cols[129] == 127

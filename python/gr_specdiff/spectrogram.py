@@ -337,8 +337,9 @@ def mirror_frequency(image):
     """``image`` (``(..., W)``, numpy or torch: features, labels or probabilities) as the
     spectrogram of the conjugated IQ shows it: conjugation negates frequency, so column ``c``
     (bin ``c - W/2``) trades places with column ``(W - c) % W``; DC (``W/2``) and the Nyquist
-    column 0 stay. Exact for the features, since each is a per-pixel function of the powers
-    and a floor that ignores column order; a receiver with spectral inversion (high-side LO)
+    column 0 stay. Exact for the features up to float rounding (the FFT of the conjugate sums
+    in another order), since each is a per-pixel function of the powers and a floor that
+    ignores column order; a receiver with spectral inversion (high-side LO)
     sees exactly this. Its own inverse."""
     n = image.shape[-1]
     if isinstance(image, np.ndarray):
