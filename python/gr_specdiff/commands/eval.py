@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from gr_specdiff.commands import add_flips_argument
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -23,9 +25,7 @@ def register(subparsers) -> None:
     p.add_argument("--frames", type=int, default=None, help="evaluate the first N frames only")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--device", default="auto")
-    p.add_argument("--flips", default="",
-                   help="test-time flips: frequency, or frequency+time (better maps for one "
-                        "more model pass per view; live, more dropped frames on a CPU)")
+    add_flips_argument(p)
     p.add_argument("--checkpoint", default=None,
                    help="checkpoint for the accuracy-vs-steps sweep (default: the card's)")
     p.add_argument("--sweep-steps", type=int, nargs="*", default=[1, 2, 3, 5, 10],

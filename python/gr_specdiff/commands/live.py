@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import sys
 
+from gr_specdiff.commands import add_flips_argument
+
 
 def register(subparsers):
     p = subparsers.add_parser("live", help="live Qt waterfall with the class overlay",
@@ -26,9 +28,7 @@ def register(subparsers):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", default="", help="model .ts (default: models/specdiff_default.ts)")
     p.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
-    p.add_argument("--flips", default="",
-                   help="test-time flips: frequency, or frequency+time (better maps for one "
-                        "more model pass per view; live, more dropped frames on a CPU)")
+    add_flips_argument(p)
     p.add_argument("--queue-depth", type=int, default=2)
     p.add_argument("--history", type=int, default=4, help="frames shown in the waterfall")
     p.add_argument("--seconds", type=float, default=0.0, help="quit after N seconds (0: never)")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from gr_specdiff.commands import add_flips_argument
+
 FORMATS = ("cf32_le", "ci16_le", "ci8", "cu8")
 
 
@@ -24,9 +26,7 @@ def register(subparsers):
                         "embedded synthetic scene)")
     p.add_argument("--model", default="", help="model .ts (default: models/specdiff_default.ts)")
     p.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
-    p.add_argument("--flips", default="",
-                   help="test-time flips: frequency, or frequency+time (better maps for one "
-                        "more model pass per view; live, more dropped frames on a CPU)")
+    add_flips_argument(p)
     p.add_argument("--out", default="out/sense", help="output directory (default: out/sense)")
     p.add_argument("--rate", type=float, default=0.0, help="raw files: sample rate in S/s")
     p.add_argument("--format", default="", choices=("",) + FORMATS,

@@ -27,9 +27,9 @@ from torch import Tensor, nn
 from .diffusion import NoiseSchedule, solver_coefficients
 from .specdiff import SpecDiff
 
-#: Flips a frame can be viewed under without changing what is where: ``frequency`` is exactly
-#: the spectrogram of the conjugated IQ (spectrogram.mirror_frequency), ``time`` is the
-#: frame played backwards and conjugated, to within the FFT grid (two hops, one sample).
+#: Flips a frame can be viewed under without changing what is where: ``frequency`` is the
+#: spectrogram of the conjugated IQ to float rounding (spectrogram.mirror_frequency), ``time``
+#: is the frame played backwards and conjugated, to within the FFT grid (two hops, one sample).
 FLIPS = ("frequency", "time")
 
 
