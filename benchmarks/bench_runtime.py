@@ -191,9 +191,9 @@ def main(argv=None):
         if not args.skip_front_end:
             row(rate, "front end, no throttle, 8k", run_flowgraph(rate, NullModel(), "block",
                                                                   n_frames=args.frames))
-        if args.buffer and not args.skip_front_end:
-            row(rate, f"front end, no throttle, {args.buffer >> 10}k", run_flowgraph(
-                rate, NullModel(), "block", n_frames=args.frames, buffer=args.buffer))
+            if args.buffer:
+                row(rate, f"front end, no throttle, {args.buffer >> 10}k", run_flowgraph(
+                    rate, NullModel(), "block", n_frames=args.frames, buffer=args.buffer))
         if not args.skip_pipeline:
             row(rate, "pipeline, no throttle", run_flowgraph(
                 rate, model, "block", n_frames=max(2, args.frames // 2), buffer=args.buffer))

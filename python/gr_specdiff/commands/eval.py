@@ -71,13 +71,13 @@ def _main(args: argparse.Namespace) -> int:
     model_path = Path(args.model)
     ckpt_path = args.checkpoint
     steps = None
-    flips: list = []  # test-time flips: the export's own and --flips
+    flips = list(parse_flips(args.flips))  # test-time views; an export adds its own below
     rate_channel = False  # does the model take the sample-rate plane (model_input)?
     energy = args.model == "energy"
     if energy:
         from gr_specdiff.model.baselines import EnergyDetector
 
-        if parse_flips(args.flips):
+        if flips:
             raise ValueError("--flips: the energy detector has no probabilities to average")
         run = _torch_runner(EnergyDetector(), device)
         name = "energy"
@@ -86,14 +86,13 @@ def _main(args: argparse.Namespace) -> int:
 
         model, cfg = load_trained(model_path)
         rate_channel = bool(cfg["model"].get("rate_conditioning", False))
-        pipe = build_pipeline(model, cfg, flips=parse_flips(args.flips))
-        flips = list(parse_flips(args.flips))
+        pipe = build_pipeline(model, cfg, flips=flips)
         steps = getattr(getattr(pipe, "pipe", pipe), "steps", None)
         run = _torch_runner(pipe, device)
         ckpt_path = ckpt_path or str(model_path)
         name = model_path.stem
     else:
-        em = load_model(model_path, device=device, flips=parse_flips(args.flips))
+        em = load_model(model_path, device=device, flips=flips)
         run = em
         rate_channel = em.rate_channel
         steps = em.card.get("sampler", {}).get("steps")
