@@ -39,7 +39,7 @@ def test_shapes(stem):
     ft = torch.randn(2, 4, r, r)
     out = m.denoise(ft, torch.tensor([0.0, 999.0]), cond)
     assert out.shape == ft.shape
-    logits = m.decode(ft, s1, s2, s3)
+    logits = m.decode(ft, s1, s2, s3, x)
     assert logits.shape == (2, 4, 64 * stem, 64 * stem)
 
 
@@ -209,10 +209,11 @@ def test_input_pool_is_the_same_network_on_a_coarser_image():
         for a, b in zip(got, want):
             torch.testing.assert_close(a, b)
         ft = torch.randn(2, 4, 8, 8)
-        logits = pooled.decode(ft, *got[1:])
+        logits = pooled.decode(ft, *got[1:], x)
         assert logits.shape == (2, 4, 128, 128)
         torch.testing.assert_close(
-            logits, F.interpolate(plain.decode(ft, *want[1:]), scale_factor=2.0, mode="bilinear"))
+            logits, F.interpolate(plain.decode(ft, *want[1:], F.avg_pool2d(x, 2)), scale_factor=2.0,
+                                  mode="bilinear"))
         assert pooled.latent(torch.zeros(2, 128, 128, dtype=torch.long)).shape == (2, 4, 8, 8)
         pipe = SpecDiffPipeline(pooled, steps=1, image_size=128)
         out = pipe(x)[0]
@@ -220,6 +221,35 @@ def test_input_pool_is_the_same_network_on_a_coarser_image():
         torch.testing.assert_close(torch.jit.script(pipe)(x)[0], out)
     with pytest.raises(ValueError, match="multiples of 128"):
         pooled.check_input(torch.rand(1, 3, 64, 64))
+
+
+def test_refine_starts_as_the_model_without_it_and_corrects_at_full_resolution(tmp_path):
+    """``refine``: initialised from a model without it, the new model answers exactly as that
+    model (the correction's output layer is zero); the correction reads the input image at
+    full resolution, within a stem block, eager and scripted alike."""
+    from gr_specdiff.train import initial_weights
+
+    plain = SpecDiff(SpecDiffConfig(stem=2, **TINY)).eval()
+    refined = SpecDiff(SpecDiffConfig(stem=2, refine=4, **TINY)).eval()
+    torch.save({"ema": plain.state_dict()}, tmp_path / "plain.pt")
+    refined.load_state_dict(initial_weights(tmp_path / "plain.pt", refined))
+    x = torch.rand(2, 3, 128, 128)
+    ft = torch.randn(2, 4, 8, 8)
+    with torch.no_grad():
+        skips = plain.encode(x)[1:]
+        torch.testing.assert_close(refined.decode(ft, *skips, x), plain.decode(ft, *skips, x))
+        refine = refined.decoder.refine
+        torch.nn.init.normal_(refine.out.weight, std=0.5)
+        logits = torch.randn(2, 4, 128, 128)
+        bumped = x.clone()
+        bumped[:, :, 64, 64] += 1.0
+        delta = (refine(logits, bumped) - refine(logits, x)).abs().sum((0, 1))
+        # two 3x3 layers: one input pixel moves the logits within 2 pixels of it, and only there
+        assert delta[64, 64] > 1e-4 and delta[66, 62] > 0
+        assert delta[:, 67:].max() == 0 and delta[:62].max() == 0
+        pipe = SpecDiffPipeline(refined, steps=1, image_size=128)
+        torch.testing.assert_close(torch.jit.script(pipe).probabilities(x), pipe.probabilities(x))
+    assert initial_weights(tmp_path / "plain.pt", refined).keys() == refined.state_dict().keys()
 
 
 def test_a_finer_stem_starts_from_a_coarser_trained_network(tmp_path):

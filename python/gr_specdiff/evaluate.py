@@ -228,6 +228,7 @@ def evaluate(
                 "mean_iou": m["mean_iou"],
                 "per_class_accuracy": m["per_class_accuracy"],
                 "per_class_iou": m["per_class_iou"],
+                "confusion_matrix": m["confusion_matrix"],
             }
         )
     rates = []

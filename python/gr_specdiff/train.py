@@ -276,8 +276,7 @@ def compute_losses(
     if lam_seg > 0 or lam_pred > 0:
         # One decoder pass over [F_0 ; F_0_hat] (batch norm sees both).
         both = torch.cat([f0, f0_hat], dim=0)
-        logits = model.decode(both, s1.repeat(2, 1, 1, 1), s2.repeat(2, 1, 1, 1),
-                              s3.repeat(2, 1, 1, 1))
+        logits = model.decode(both, *(s.repeat(2, 1, 1, 1) for s in (s1, s2, s3, x)))
         l_seg = F.cross_entropy(logits[:b], labels, weight=w, ignore_index=IGNORE)
         l_pred = F.cross_entropy(logits[b:], labels, weight=w, ignore_index=IGNORE)
         total = total + lam_seg * l_seg + lam_pred * l_pred
@@ -393,9 +392,11 @@ def initial_weights(path: str | Path, model: nn.Module) -> dict:
         src = math.isqrt(sd["decoder.head.bias"].numel() // model.config.n_classes)
         if src != dst:
             sd = {**sd, **{k: restem(k, sd[k], src, dst) for k in STEM_BOUND}}
-    # Rate conditioning added to an unconditioned model keeps its fresh weights: its output
-    # layer starts at zero, so the new model starts as the one it is initialised from.
-    missing = [k for k in want if k not in sd and ".rate_film." not in k]
+    # Rate conditioning or a refinement added to a model without them keeps its fresh
+    # weights: their output layers start at zero, so the new model starts as the one it is
+    # initialised from.
+    missing = [k for k in want if k not in sd
+               and ".rate_film." not in k and ".refine." not in k]
     wrong = [k for k in want if k in sd and sd[k].shape != want[k].shape]
     if missing or wrong:
         raise ValueError(

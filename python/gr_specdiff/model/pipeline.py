@@ -118,7 +118,7 @@ class SpecDiffPipeline(nn.Module):
         probs = torch.zeros(0)
         for s in range(self.seeds):
             f0 = self.sample_latent(cond, self.noise[s : s + 1])
-            p = torch.softmax(self.decoder(f0, s1, s2, s3), dim=1)
+            p = torch.softmax(self.decoder(f0, s1, s2, s3, x), dim=1)
             probs = p if s == 0 else probs + p
         return probs / float(self.seeds)
 

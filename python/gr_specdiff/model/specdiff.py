@@ -13,7 +13,8 @@ noise schedule or the sampler (``diffusion.py``, ``pipeline.py``):
   path, conditional path CP, frequency filter FF, sigmoid-gated q/k/v fusion, 3 up stages
   (2x nearest upsampling + TCS, with U-Net skips from the down path).
 * :class:`Decoder`: 3 x (2x upsampling + FS) from the latent mask back to full resolution,
-  then a 1x1 convolution to 4 class logits (and a depth-to-space head when ``stem`` > 1).
+  then a 1x1 convolution to 4 class logits (and a depth-to-space head when ``stem`` > 1),
+  optionally corrected at full resolution from the input image (:class:`Refine`).
 
 The latent mask F_0 (how the ground truth enters the latent space and comes back)
 --------------------------------------------------------------------------------
@@ -79,6 +80,8 @@ class SpecDiffConfig:
     #: back to full size (bilinear): the network sees a 256 / input_pool spectrogram (the
     #: paper's Fig. 3c resolutions) and is scored at full resolution.
     input_pool: int = 1
+    #: Width of the full-resolution :class:`Refine` after the decoder (0 = none, the paper).
+    refine: int = 0
 
     @classmethod
     def from_dict(cls, d: dict) -> SpecDiffConfig:
@@ -276,12 +279,43 @@ class Encoder(nn.Module):
         return self.pool(s3), s1, s2, s3
 
 
+class Refine(nn.Module):
+    """A full-resolution residual correction of the logits (not in the paper).
+
+    A stem-``s`` decoder writes each ``s x s`` block of logits from one feature vector of its
+    coarse grid, so a one-row allocation edge or a one-column carrier edge inside a block is a
+    guess. Two 3x3 ``C_3`` layers read the logits beside the input image at full resolution
+    and add a correction. The output layer starts at zero, so a model fine-tuned from one
+    without it starts as that model.
+    """
+
+    def __init__(self, in_channels: int, n_classes: int, width: int):
+        super().__init__()
+        self.body = nn.Sequential(ConvBNAct(in_channels + n_classes, width),
+                                  ConvBNAct(width, width))
+        self.out = nn.Conv2d(width, n_classes, 1)
+        with torch.no_grad():
+            self.out.weight.zero_()
+            self.out.bias.zero_()
+
+    def forward(self, logits: Tensor, x: Tensor) -> Tensor:
+        return logits + self.out(self.body(torch.cat([logits, x], dim=1)))
+
+
+class NoRefine(nn.Module):
+    """:class:`Refine` turned off (``refine: 0``): the logits as they are."""
+
+    def forward(self, logits: Tensor, x: Tensor) -> Tensor:
+        return logits
+
+
 class Decoder(nn.Module):
-    """3 x (2x upsample, concat encoder skip, FS) then 1x1 conv to class logits."""
+    """3 x (2x upsample, concat encoder skip, FS), a 1x1 conv to class logits, and the
+    optional full-resolution :class:`Refine` that also reads the input image ``x``."""
 
     def __init__(
         self, latent_channels: int, widths: tuple[int, int, int], n_classes: int, stem: int = 1,
-        input_pool: int = 1,
+        input_pool: int = 1, input_channels: int = 3, refine: int = 0,
     ):
         super().__init__()
         self.fs3 = FS(latent_channels + widths[2], widths[2])
@@ -291,12 +325,13 @@ class Decoder(nn.Module):
         self.unstem = nn.PixelShuffle(stem) if stem > 1 else nn.Identity()
         self.resize = (nn.Upsample(scale_factor=float(input_pool), mode="bilinear")
                        if input_pool > 1 else nn.Identity())
+        self.refine = Refine(input_channels, n_classes, refine) if refine > 0 else NoRefine()
 
-    def forward(self, f0: Tensor, s1: Tensor, s2: Tensor, s3: Tensor) -> Tensor:
+    def forward(self, f0: Tensor, s1: Tensor, s2: Tensor, s3: Tensor, x: Tensor) -> Tensor:
         h = self.fs3(torch.cat([_up(f0), s3], dim=1))
         h = self.fs2(torch.cat([_up(h), s2], dim=1))
         h = self.fs1(torch.cat([_up(h), s1], dim=1))
-        return self.resize(self.unstem(self.head(h)))
+        return self.refine(self.resize(self.unstem(self.head(h))), x)
 
 
 class NoiseNet(nn.Module):
@@ -426,7 +461,8 @@ class SpecDiff(nn.Module):
             c.use_cp,
             c.use_ff,
         )
-        self.decoder = Decoder(c.n_classes, c.enc_channels, c.n_classes, c.stem, c.input_pool)
+        self.decoder = Decoder(c.n_classes, c.enc_channels, c.n_classes, c.stem, c.input_pool,
+                               c.input_channels, c.refine)
 
     def check_input(self, x: Tensor) -> None:
         m = self.config.min_size
@@ -442,8 +478,9 @@ class SpecDiff(nn.Module):
     def denoise(self, ft: Tensor, t: Tensor, cond: Tensor) -> Tensor:
         return self.denoiser(ft, t, cond)
 
-    def decode(self, f0: Tensor, s1: Tensor, s2: Tensor, s3: Tensor) -> Tensor:
-        return self.decoder(f0, s1, s2, s3)
+    def decode(self, f0: Tensor, s1: Tensor, s2: Tensor, s3: Tensor, x: Tensor) -> Tensor:
+        """Logits from the latent mask ``f0``, the encoder's skips and the input ``x``."""
+        return self.decoder(f0, s1, s2, s3, x)
 
     def latent(self, labels: Tensor, ignore_index: int = 255) -> Tensor:
         c = self.config
