@@ -32,6 +32,8 @@ def edge_distance(labels: np.ndarray) -> np.ndarray:
     edge[1:] |= rows
     edge[:, :-1] |= cols
     edge[:, 1:] |= cols
+    if not edge.any():  # one class everywhere (scipy answers -1 then)
+        return np.full(labels.shape, MAX_DISTANCE)
     return np.minimum(ndimage.distance_transform_cdt(~edge, metric="chessboard"), MAX_DISTANCE)
 
 
