@@ -112,7 +112,17 @@ class scene_source(gr.sync_block):
 
     def work(self, input_items, output_items):
         out = output_items[0]
+        if self._frame is None or self._pos >= len(self._frame):
+            try:
+                more = self._next_frame()
+            except ValueError as exc:  # e.g. a mix whose signals do not fit the sample rate
+                self.logger.error(f"cannot generate a scene: {exc}; the stream ends here")
+                return -1  # an exception would kill the block's thread and hang the flowgraph
+            if not more:
+                return -1
         if self._t0 is None:
+            # The stream's clock starts with its first sample, after the first scene exists:
+            # started before, the throttle would burst to make up the generation time.
             self._t0 = time.monotonic()
             for key, val in (("rx_rate", pmt.from_double(self.samp_rate)),
                              ("rx_freq", pmt.from_double(self.center_freq)),
@@ -126,14 +136,6 @@ class scene_source(gr.sync_block):
             # the buffered frames arrived as one burst that a live segmenter's queue dropped.
             if ahead > 0.005:
                 time.sleep(min(ahead, 0.1))
-        if self._frame is None or self._pos >= len(self._frame):
-            try:
-                more = self._next_frame()
-            except ValueError as exc:  # e.g. a mix whose signals do not fit the sample rate
-                self.logger.error(f"cannot generate a scene: {exc}; the stream ends here")
-                return -1  # an exception would kill the block's thread and hang the flowgraph
-            if not more:
-                return -1
         k = min(len(out), len(self._frame) - self._pos)
         out[:k] = self._frame[self._pos:self._pos + k]
         self._pos += k
