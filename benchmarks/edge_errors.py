@@ -38,11 +38,14 @@ def edge_distance(labels: np.ndarray) -> np.ndarray:
 
 
 def block_majority(labels: np.ndarray, block: int, n_classes: int = 4) -> np.ndarray:
-    """Each ``block x block`` cell's most frequent class (IGNORE not counted), blown back up."""
-    h, w = labels.shape
-    votes = np.stack([(labels == c).reshape(h // block, block, w // block, block).sum((1, 3))
-                      for c in range(n_classes)], axis=-1)
-    return np.repeat(np.repeat(votes.argmax(-1), block, 0), block, 1)
+    """Each ``block x block`` cell's most frequent class (IGNORE not counted), blown back up:
+    the argmax of the cell's class fractions, which the latent mask ``F_0`` is made of."""
+    import torch
+
+    from gr_specdiff.model.specdiff import mask_to_latent
+
+    f0 = mask_to_latent(torch.from_numpy(labels)[None], n_classes, block)[0]
+    return np.repeat(np.repeat(f0.argmax(0).numpy(), block, 0), block, 1)
 
 
 def main() -> None:
