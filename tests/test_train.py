@@ -16,6 +16,7 @@ from gr_specdiff.train import (
     class_weights_from,
     compute_losses,
     load_checkpoint,
+    lovasz_softmax,
     split_indices,
     train,
 )
@@ -69,6 +70,70 @@ def test_ignore_index_and_weights():
     total, parts = compute_losses(model, NoiseSchedule(), x, y, {"lambda_seg": 0,
                                   "lambda_seg_pred": 0})
     assert "seg" not in parts and torch.isfinite(total)
+
+
+def _lovasz_sorted(logits, labels):
+    """The Lovasz-softmax loss as the paper defines it (an explicit sort): the reference the
+    binned one in train.py is held to."""
+    probs = logits.softmax(1).permute(0, 2, 3, 1).reshape(-1, logits.shape[1])
+    labels = labels.reshape(-1)
+    keep = labels != 255
+    probs, labels = probs[keep], labels[keep]
+    out = []
+    for c in range(probs.shape[1]):
+        fg = (labels == c).float()
+        if fg.sum() == 0:
+            continue
+        errors, order = torch.sort((fg - probs[:, c]).abs(), descending=True)
+        fg = fg[order]
+        jac = 1 - (fg.sum() - fg.cumsum(0)) / (fg.sum() + (1 - fg).cumsum(0))
+        out.append(torch.dot(errors, torch.cat([jac[:1], jac[1:] - jac[:-1]])))
+    return torch.stack(out).mean()
+
+
+def test_lovasz_softmax_is_one_minus_iou_for_confident_predictions():
+    g = torch.Generator().manual_seed(3)
+    labels = torch.randint(0, 3, (2, 24, 24), generator=g)  # class 3 absent: not averaged
+    labels[0, :4] = 255
+    pred = torch.randint(0, 4, (2, 24, 24), generator=g)
+    logits = 40.0 * torch.nn.functional.one_hot(pred, 4).permute(0, 3, 1, 2).float()
+    cm = confusion_matrix(pred.numpy(), labels.numpy())
+    tp, true_n, pred_n = np.diag(cm), cm.sum(1), cm.sum(0)
+    present = true_n > 0
+    iou = tp[present] / (true_n + pred_n - tp)[present]
+    assert float(lovasz_softmax(logits, labels)) == pytest.approx(1 - iou.mean(), abs=1e-6)
+    perfect = 40.0 * torch.nn.functional.one_hot(labels.clamp(max=3), 4).permute(0, 3, 1, 2)
+    assert float(lovasz_softmax(perfect.float(), labels)) == pytest.approx(0.0, abs=1e-6)
+    assert float(lovasz_softmax(logits, torch.full_like(labels, 255))) == 0.0
+
+
+@pytest.mark.parametrize("scale", [0.3, 3.0])
+def test_lovasz_softmax_matches_the_sorted_definition(scale):
+    g = torch.Generator().manual_seed(4)
+    logits = (scale * torch.randn(3, 4, 40, 40, generator=g)).requires_grad_()
+    labels = torch.randint(0, 4, (3, 40, 40), generator=g)
+    labels[1, 5:9] = 255
+    binned, ref = lovasz_softmax(logits, labels), _lovasz_sorted(logits, labels)
+    assert float(binned.detach()) == pytest.approx(float(ref.detach()), rel=1e-4)
+    (g_binned,) = torch.autograd.grad(binned, logits)
+    (g_ref,) = torch.autograd.grad(ref, logits)
+    assert float((g_binned - g_ref).norm() / g_ref.norm()) < 5e-3
+    assert float(g_binned[1, :, 5:9].abs().max()) == 0.0  # IGNORE pixels get no gradient
+
+
+@pytest.mark.parametrize("config", ["tiny", "unet_lite"])
+def test_lambda_lovasz_adds_the_lovasz_term(config):
+    torch.manual_seed(0)
+    cfg = load_config(config)
+    model = build_model(cfg)
+    x, y = _batch(2)
+    with_lovasz = dict(cfg["loss"], lambda_lovasz=0.5)
+    base, parts = compute_losses(model, NoiseSchedule(), x, y, cfg["loss"],
+                                 generator=torch.Generator().manual_seed(1))
+    total, parts_l = compute_losses(model, NoiseSchedule(), x, y, with_lovasz,
+                                    generator=torch.Generator().manual_seed(1))
+    assert "lovasz" not in parts and 0 < parts_l["lovasz"] < (4 if config == "tiny" else 2)
+    assert float(total) == pytest.approx(float(base) + 0.5 * parts_l["lovasz"], rel=1e-4)
 
 
 def test_helpers():
