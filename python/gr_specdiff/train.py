@@ -246,6 +246,7 @@ def lovasz_softmax(logits: Tensor, labels: Tensor, ignore_index: int = IGNORE,
     """
     probs = logits.float().softmax(1)
     keep = labels != ignore_index
+    ignored = ~keep
     losses = []
     for c in range(logits.shape[1]):
         fg = (labels == c) & keep
@@ -259,7 +260,7 @@ def lovasz_softmax(logits: Tensor, labels: Tensor, ignore_index: int = IGNORE,
             # the largest errors), 2 bins for IGNORE pixels (weight 0).
             code = (bins - 1) - (errors * bins).long().clamp_(0, bins - 1)
             code += bins * fg
-            code[~keep] = 2 * bins
+            code[ignored] = 2 * bins
             counts = torch.bincount(code.reshape(-1), minlength=2 * bins + 1).double()
             w_fp, w_fn = _lovasz_bin_weights(counts[bins:2 * bins], counts[:bins], n_fg)
             table = torch.cat([w_fp, w_fn, w_fp.new_zeros(1)]).float()
