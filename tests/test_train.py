@@ -2,6 +2,7 @@
 """Training: the loss decreases, a tiny model overfits a tiny dataset, checkpoints resume."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -420,3 +421,17 @@ def test_random_flips_move_image_and_labels_together(tmp_path):
     with pytest.raises(ValueError, match="unknown flip 'upside-down'"):
         train(cfg, out=tmp_path / "run", progress=False, threads=1)
     assert not (tmp_path / "run").exists()
+
+
+def test_every_shipped_config_resolves_under_its_own_name():
+    """Each config's ``base:`` chain resolves (a misspelt base or key fails here, not an hour
+    into a training run), and its ``name`` is its file's."""
+    import gr_specdiff
+
+    configs = sorted((Path(gr_specdiff.__file__).parent / "configs").glob("*.yaml"))
+    assert len(configs) > 10
+    for path in configs:
+        cfg = load_config(path.stem)
+        assert cfg["name"] == path.stem, path
+        assert {"model", "loss", "train", "data"} <= set(cfg), path
+    assert load_config("polish_lovasz")["loss"]["lambda_lovasz"] > 0
