@@ -222,3 +222,33 @@ def test_load_model_with_flips_wraps_the_scripted_pipeline(exported, tiny_pipe):
     got_cls, got_conf = m(x.numpy())
     np.testing.assert_array_equal(got_cls, cls.numpy())
     np.testing.assert_allclose(got_conf, conf.numpy(), atol=1e-6)
+
+
+def test_cli_export_average_is_the_mean_of_the_weights(tmp_path):
+    """--average (a model soup): the exported weights are the element-wise mean of the runs',
+    integer buffers the first run's, and the card names what was averaged."""
+    cfg = load_config("tiny")
+    sds = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = build_model(cfg)
+        for m in model.modules():  # distinct running stats, so buffers are averaged too
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+                m.num_batches_tracked.fill_(seed + 5)
+        sds.append(model.state_dict())
+        torch.save({"step": 1, "config": cfg, "model": sds[-1], "ema": sds[-1]},
+                   tmp_path / f"r{seed}.pt")
+    out = tmp_path / "soup"
+    assert cli_main(["export", "--checkpoint", str(tmp_path / "r0.pt"), "--average",
+                     str(tmp_path / "r1.pt"), "--out", str(out)]) == 0
+    m = load_model(out.with_suffix(".yaml"), device="cpu")
+    assert m.card["training"]["averaged_with"] == [str(tmp_path / "r1.pt")]
+    got = m.module.state_dict()
+    for k, v in sds[0].items():
+        want = (v + sds[1][k]) / 2 if v.is_floating_point() else v
+        torch.testing.assert_close(got[k], want, msg=k)
+    first = "encoder.fs1.conv1.0.weight"
+    assert not torch.equal(sds[0][first], sds[1][first])  # two different runs
+    assert cli_main(["export", "--random", "--config", "tiny", "--average",
+                     str(tmp_path / "r1.pt"), "--out", str(tmp_path / "bad")]) == 2

@@ -482,6 +482,20 @@ def initial_weights(path: str | Path, model: nn.Module) -> dict:
     return {k: sd.get(k, want[k]) for k in want}
 
 
+
+def average_weights(paths, model: nn.Module) -> dict:
+    """The element-wise mean of several runs' weights for ``model`` (each a checkpoint's EMA
+    weights or an exported model, as ``initial_weights`` reads them): a uniform "model soup"
+    (Wortsman et al., ICML 2022). It only makes sense for fine-tunings of one parent, which
+    stay in one basin of the loss. Integer buffers (BatchNorm's batch counters) are the first
+    run's; running means and variances are averaged like every float tensor."""
+    if not paths:
+        raise ValueError("average_weights needs at least one checkpoint or model")
+    sds = [initial_weights(p, model) for p in paths]
+    return {k: torch.stack([sd[k].float() for sd in sds]).mean(0).to(v.dtype)
+            if v.is_floating_point() else v for k, v in sds[0].items()}
+
+
 # ----------------------------------------------------------------------------- validation
 
 

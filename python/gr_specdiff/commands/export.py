@@ -27,6 +27,10 @@ def register(subparsers) -> None:
                    help="average over flipped views of each frame: frequency and/or time "
                         "(test-time augmentation; one network pass per view)")
     p.add_argument("--no-ema", action="store_true", help="export raw instead of EMA weights")
+    p.add_argument("--average", nargs="+", default=(), metavar="MODEL",
+                   help="average the checkpoint's (EMA) weights with these checkpoints' or "
+                        "exported models' (.pt, .ts or .yaml): a uniform model soup of "
+                        "fine-tunings from one parent")
     p.add_argument("--metrics", default=None, help="JSON from `specdiff eval` to put in the card")
     p.add_argument("--seed", type=int, default=0, help="init seed for --random")
     p.add_argument(
@@ -49,6 +53,10 @@ def _main(args: argparse.Namespace) -> int:
     from gr_specdiff.model.factory import build_model, build_pipeline, load_config, model_arch
     from gr_specdiff.model.specdiff import count_parameters
 
+    if args.average and (args.random or args.no_ema):
+        print("export: --average averages trained (EMA) weights; it cannot be combined with "
+              "--random or --no-ema")
+        return 2
     training: dict = {}
     if args.random:
         cfg = load_config(args.config or "lite")
@@ -61,10 +69,15 @@ def _main(args: argparse.Namespace) -> int:
         model = build_model(cfg)
         key = "model" if args.no_ema or not ckpt.get("ema") else "ema"
         model.load_state_dict(ckpt[key])
+        if args.average:
+            from gr_specdiff.train import average_weights
+
+            model.load_state_dict(average_weights([args.checkpoint, *args.average], model))
         training = {
             "checkpoint": str(args.checkpoint),
             "step": int(ckpt.get("step", 0)),
             "weights": key,
+            **({"averaged_with": [str(a) for a in args.average]} if args.average else {}),
             "data": ckpt.get("data_info", {}),
             **({"initialised_from": ckpt["provenance"]["init_from"]}
                if (ckpt.get("provenance") or {}).get("init_from") else {}),
