@@ -252,3 +252,31 @@ def test_cli_export_average_is_the_mean_of_the_weights(tmp_path):
     assert not torch.equal(sds[0][first], sds[1][first])  # two different runs
     assert cli_main(["export", "--random", "--config", "tiny", "--average",
                      str(tmp_path / "r1.pt"), "--out", str(tmp_path / "bad")]) == 2
+
+
+def test_cli_export_again_from_an_exported_model(tmp_path):
+    """An exported model re-exports with another sampler (its card supplies config and
+    training record) and averages with a checkpoint; --no-ema has no meaning there."""
+    first = tmp_path / "first"
+    assert cli_main(["export", "--random", "--config", "tiny", "--out", str(first)]) == 0
+    again = tmp_path / "again"
+    assert cli_main(["export", "--checkpoint", str(first.with_suffix(".yaml")), "--steps", "1",
+                     "--out", str(again)]) == 0
+    a, b = (load_model(p.with_suffix(".yaml"), device="cpu") for p in (first, again))
+    assert b.card["sampler"]["steps"] == 1 and a.card["sampler"]["steps"] == 2
+    assert b.card["training"]["exported_from"]["sha256"] == a.card["sha256"]
+    assert b.card["training"]["note"] == a.card["training"]["note"]  # the record carries over
+    cfg = load_config("tiny")
+    for k in build_model(cfg).state_dict():  # the network's weights; the sampler's differ
+        torch.testing.assert_close(b.module.state_dict()[k], a.module.state_dict()[k])
+    torch.manual_seed(3)
+    other = build_model(cfg).state_dict()
+    torch.save({"step": 1, "config": cfg, "model": other, "ema": other}, tmp_path / "o.pt")
+    mixed = tmp_path / "mixed"
+    assert cli_main(["export", "--checkpoint", str(again.with_suffix(".ts")), "--average",
+                     str(tmp_path / "o.pt"), "--out", str(mixed)]) == 0
+    k = "encoder.fs1.conv1.0.weight"
+    torch.testing.assert_close(load_model(mixed.with_suffix(".yaml"), device="cpu")
+                               .module.state_dict()[k], (other[k] + a.module.state_dict()[k]) / 2)
+    assert cli_main(["export", "--checkpoint", str(again.with_suffix(".yaml")), "--no-ema",
+                     "--out", str(tmp_path / "bad")]) == 2

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -17,7 +18,9 @@ def register(subparsers) -> None:
         ),
     )
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", help="training checkpoint (.pt) to export (EMA weights)")
+    src.add_argument("--checkpoint",
+                     help="training checkpoint (.pt; EMA weights) to export, or an exported "
+                          "model (.ts/.yaml) to export again (other --steps, --flips, --average)")
     src.add_argument("--random", action="store_true", help="export a randomly initialised model")
     p.add_argument("--config", default=None, help="config name or YAML (default: checkpoint's)")
     p.add_argument("--out", required=True, help="output path without suffix, e.g. models/lite")
@@ -45,7 +48,6 @@ def register(subparsers) -> None:
 
 def _main(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
     import torch
 
@@ -53,9 +55,14 @@ def _main(args: argparse.Namespace) -> int:
     from gr_specdiff.model.factory import build_model, build_pipeline, load_config, model_arch
     from gr_specdiff.model.specdiff import count_parameters
 
+    exported = bool(args.checkpoint) and Path(args.checkpoint).suffix != ".pt"
     if args.average and (args.random or args.no_ema):
         print("export: --average averages trained (EMA) weights; it cannot be combined with "
               "--random or --no-ema")
+        return 2
+    if exported and args.no_ema:
+        print(f"export: {args.checkpoint} is an exported model and holds one set of weights; "
+              "--no-ema needs a training checkpoint (.pt)")
         return 2
     training: dict = {}
     if args.random:
@@ -63,25 +70,35 @@ def _main(args: argparse.Namespace) -> int:
         torch.manual_seed(args.seed)
         model = build_model(cfg)
         training = {"checkpoint": None, "note": "random initialisation, NOT trained"}
+    elif exported:  # re-export (other K, flips, an average): the card holds config and record
+        from gr_specdiff.model.export import load_model
+        from gr_specdiff.train import initial_weights
+
+        card = load_model(args.checkpoint, device="cpu").card
+        cfg = load_config(args.config) if args.config else card["training"]["config"]
+        model = build_model(cfg)
+        model.load_state_dict(initial_weights(args.checkpoint, model))
+        training = {**card["training"],
+                    "exported_from": {"path": str(args.checkpoint), "sha256": card["sha256"]}}
     else:
         ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
         cfg = load_config(args.config) if args.config else ckpt["config"]
         model = build_model(cfg)
         key = "model" if args.no_ema or not ckpt.get("ema") else "ema"
         model.load_state_dict(ckpt[key])
-        if args.average:
-            from gr_specdiff.train import average_weights
-
-            model.load_state_dict(average_weights([args.checkpoint, *args.average], model))
         training = {
             "checkpoint": str(args.checkpoint),
             "step": int(ckpt.get("step", 0)),
             "weights": key,
-            **({"averaged_with": [str(a) for a in args.average]} if args.average else {}),
             "data": ckpt.get("data_info", {}),
             **({"initialised_from": ckpt["provenance"]["init_from"]}
                if (ckpt.get("provenance") or {}).get("init_from") else {}),
         }
+    if args.average:
+        from gr_specdiff.train import average_weights
+
+        model.load_state_dict(average_weights([args.checkpoint, *args.average], model))
+        training["averaged_with"] = [str(a) for a in args.average]
     if args.seeds is not None:
         cfg.setdefault("diffusion", {})["seeds"] = args.seeds
     model.eval()
