@@ -63,8 +63,10 @@ VARIANTS.update({f"specdiff_res{name}": {"model": {"input_pool": pool, "stem": s
                  for name, (pool, stem) in RESOLUTIONS.items() if name != "256"})
 #: The 2x stem's compute spent on width instead: the lite network at its 4x stem with every
 #: width doubled (about 4x the MACs, as the 2x stem's four times the positions).
-VARIANTS["specdiff_wide2"] = {"model": {"enc_channels": [48, 64, 96],
-                                        "unet_channels": [64, 96, 128], "ff_channels": 128}}
+#: (The same widths as configs/default_wide2.)
+VARIANTS["specdiff_wide2"] = {"model": {
+    key: load_config("default_wide2")["model"][key]
+    for key in ("enc_channels", "unet_channels", "ff_channels")}}
 #: Table II at the 2x stem: the U-Net baseline on the grid of specdiff_res256_stem2.
 VARIANTS["unet_res256_stem2"] = {"model": {**VARIANTS["unet_lite"]["model"], "stem": 2}}
 SWEEPS = ("_temb", "_res")
