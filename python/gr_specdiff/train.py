@@ -482,7 +482,6 @@ def initial_weights(path: str | Path, model: nn.Module) -> dict:
     return {k: sd.get(k, want[k]) for k in want}
 
 
-
 def average_weights(paths, model: nn.Module) -> dict:
     """The element-wise mean of several runs' weights for ``model`` (each a checkpoint's EMA
     weights or an exported model, as ``initial_weights`` reads them): a uniform "model soup"
