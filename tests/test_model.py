@@ -276,3 +276,46 @@ def test_a_finer_stem_starts_from_a_coarser_trained_network(tmp_path):
         torch.testing.assert_close(fine_px, want)
     with pytest.raises(ValueError, match="must divide"):
         initial_weights(tmp_path / "coarse.pt", SpecDiff(SpecDiffConfig(stem=3, **TINY)))
+
+
+@pytest.mark.parametrize("flags", [dict(), dict(use_cp=False, use_ff=False),
+                                   dict(rate_conditioning=True, stem=2)])
+def test_a_wider_network_starts_as_the_narrow_one_it_is_initialised_from(tmp_path, flags):
+    """``widen``: every width grown, the wider SpecDiff computes what the narrow one did (to
+    float rounding) on every path: encoder skips, noise network, decoder. The layers that
+    read the new channels start at zero there but get gradients, so the new channels learn."""
+    from gr_specdiff.train import initial_weights
+
+    narrow = SpecDiff(SpecDiffConfig(**flags, **TINY))
+    for m in narrow.modules():  # trained-looking batch norms, so a misplaced channel shows
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.normal_()
+            m.bias.data.normal_()
+    if flags.get("rate_conditioning"):
+        narrow.encoder.rate_film.mlp[2].weight.data.normal_()
+    narrow.eval()
+    wide_cfg = dict(TINY, enc_channels=(12, 16, 20), unet_channels=(16, 20, 24), ff_channels=24)
+    wide = SpecDiff(SpecDiffConfig(**flags, **wide_cfg))
+    torch.save({"ema": narrow.state_dict()}, tmp_path / "narrow.pt")
+    wide.load_state_dict(initial_weights(tmp_path / "narrow.pt", wide))
+    wide.eval()
+    x = torch.rand(2, narrow.config.input_channels, 128, 128)
+    r = 128 // narrow.config.downsample
+    ft, t = torch.randn(2, 4, r, r), torch.tensor([3.0, 700.0])
+    with torch.no_grad():
+        (cond_n, *skips_n), (cond_w, *skips_w) = narrow.encode(x), wide.encode(x)
+        torch.testing.assert_close(cond_w[:, :16], cond_n)
+        for sn, sw in zip(skips_n, skips_w):
+            torch.testing.assert_close(sw[:, : sn.shape[1]], sn)
+        torch.testing.assert_close(wide.denoise(ft, t, cond_w), narrow.denoise(ft, t, cond_n))
+        torch.testing.assert_close(wide.decode(ft, *skips_w, x), narrow.decode(ft, *skips_n, x))
+    wide.train()
+    cond_w, *skips_w = wide.encode(x)
+    wide.decode(wide.denoise(ft, t, cond_w), *skips_w, x).square().mean().backward()
+    head = wide.decoder.head.weight.grad
+    assert head[:, 8:].abs().sum() > 0  # the new encoder channels' readers learn
+    with pytest.raises(ValueError, match="cannot narrow"):
+        torch.save({"ema": wide.state_dict()}, tmp_path / "wide.pt")
+        initial_weights(tmp_path / "wide.pt", narrow)

@@ -46,7 +46,14 @@ from gr_specdiff import IGNORE, __version__
 from gr_specdiff.model.diffusion import NoiseSchedule
 from gr_specdiff.model.factory import build_model, build_pipeline, diffusion_args, load_config
 from gr_specdiff.model.pipeline import check_flips
-from gr_specdiff.model.specdiff import STEM_BOUND, SpecDiff, count_parameters, restem
+from gr_specdiff.model.specdiff import (
+    STEM_BOUND,
+    SpecDiff,
+    count_parameters,
+    restem,
+    widen,
+    widths_of,
+)
 from gr_specdiff.spectrogram import mirror_frequency
 
 log = logging.getLogger("gr_specdiff.train")
@@ -453,8 +460,9 @@ def _provenance(path: str | Path) -> dict:
 def initial_weights(path: str | Path, model: nn.Module) -> dict:
     """``model``'s state dict taken from a training checkpoint (its EMA weights) or from an
     exported TorchScript SpecDiff (``.ts``/``.yaml``; its encoder/denoiser/decoder are the
-    model's own submodules). A SpecDiff of a coarser stem fits a finer one (``restem``): the
-    rest of the network is the same. Raises ValueError naming what does not fit."""
+    model's own submodules). A SpecDiff of a coarser stem fits a finer one (``restem``), and
+    a narrower one a wider one (``widen``): the rest of the network is the same. Raises
+    ValueError naming what does not fit."""
     p = Path(path)
     if p.suffix == ".pt":
         sd = load_checkpoint(p)["ema"]
@@ -468,6 +476,10 @@ def initial_weights(path: str | Path, model: nn.Module) -> dict:
         src = math.isqrt(sd["decoder.head.bias"].numel() // model.config.n_classes)
         if src != dst:
             sd = {**sd, **{k: restem(k, sd[k], src, dst) for k in STEM_BOUND}}
+        widths = {k: getattr(model.config, k) for k in ("enc_channels", "unet_channels",
+                                                        "ff_channels")}
+        if widths_of(sd) != widths:
+            sd = widen(sd, model)
     # Rate conditioning or a refinement added to a model without them keeps its fresh
     # weights: their output layers start at zero, so the new model starts as the one it is
     # initialised from.

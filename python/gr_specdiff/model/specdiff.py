@@ -43,7 +43,7 @@ Notation: "C_k" below is the paper's convolution k x k followed by batch norm an
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -531,6 +531,93 @@ def restem(key: str, tensor: Tensor, src: int, dst: int) -> Tensor:
     return t.reshape(shape[:axis] + [channels * dst * dst] + shape[axis + 1:])
 
 
+# Width inference and the channel blocks of concatenated inputs, for ``widen``.
+def widths_of(sd: dict[str, Tensor]) -> dict:
+    """The ``enc_channels`` / ``unet_channels`` / ``ff_channels`` a SpecDiff state dict was
+    built with, read from its convolutions' output widths."""
+    def out(key: str) -> int:
+        return int(sd[key].shape[0])
+
+    return {
+        "enc_channels": tuple(out(f"encoder.fs{i}.conv1.0.weight") for i in (1, 2, 3)),
+        "unet_channels": tuple(out(f"denoiser.down{i}.conv_in.0.weight") for i in (1, 2, 3)),
+        "ff_channels": out("denoiser.q.0.weight"),
+    }
+
+
+def _blocks(key: str, axis: int, size: int, c: SpecDiffConfig) -> list[int]:
+    """The channel blocks along ``axis`` of tensor ``key`` of a network of config ``c``: one
+    block, except where ``forward`` concatenates maps (input axis) or a layer's output is
+    split (TCS scale/shift, RateFiLM's per-stage scales and shifts)."""
+    e, u, n = c.enc_channels, c.unet_channels, c.n_classes
+    if axis == 1:
+        inputs = {
+            "denoiser.down1.conv_in.0.weight": [n] if c.use_cp else [n, e[2]],
+            "denoiser.cp2.conv_in.0.weight": [u[0], u[0]],
+            "denoiser.cp3.conv_in.0.weight": [u[1], u[1]],
+            "denoiser.ff_c.fuse.0.weight": [u[2], u[2]] if c.use_ff else [u[2]],
+            "denoiser.ff_z.fuse.0.weight": [u[2], u[2]] if c.use_ff else [u[2]],
+            "denoiser.up3.conv_in.0.weight": [u[2], u[2]],
+            "denoiser.up2.conv_in.0.weight": [u[1], u[1]],
+            "denoiser.up1.conv_in.0.weight": [u[0], u[0]],
+            "decoder.fs3.conv1.0.weight": [n, e[2]],
+            "decoder.fs2.conv1.0.weight": [e[2], e[1]],
+            "decoder.fs1.conv1.0.weight": [e[1], e[0]],
+        }
+        return inputs.get(key, [size])
+    if ".mlp2." in key:
+        return [size // 2, size // 2]
+    if key.startswith("encoder.rate_film.mlp.2."):
+        return [w for w in e for _ in (0, 1)]
+    return [size]
+
+
+def widen(sd: dict[str, Tensor], model: SpecDiff) -> dict[str, Tensor]:
+    """The weights ``sd`` of a narrower SpecDiff carried into ``model`` (Net2Net's idea, Chen et
+    al., ICLR 2016): ``model`` then computes exactly what ``sd``'s network did.
+
+    Each old tensor fills its old channels' place; a new channel keeps ``model``'s fresh
+    weights where it is computed, and every layer that reads it starts with zero weights on
+    it, so it changes nothing until training moves those weights (their gradients are not
+    zero: the new channels' activations are not). Only widths may differ, and only grow.
+    Tensors ``sd`` lacks are left out of the result."""
+    old = replace(model.config, **widths_of(sd))
+    new = model.config
+    for name in ("enc_channels", "unet_channels"):
+        if any(a > b for a, b in zip(getattr(old, name), getattr(new, name))):
+            raise ValueError(f"cannot narrow {name} {getattr(old, name)} to "
+                             f"{getattr(new, name)}: widen only grows a network")
+    if old.ff_channels > new.ff_channels:
+        raise ValueError(f"cannot narrow ff_channels {old.ff_channels} to {new.ff_channels}")
+    out = {}
+    for key, fresh in model.state_dict().items():
+        if key not in sd:
+            continue
+        src = sd[key]
+        if src.shape == fresh.shape or src.dim() == 0:
+            out[key] = src.clone()
+            continue
+        t = fresh.clone()
+        index = []
+        for axis in range(min(src.dim(), 2)):
+            was = _blocks(key, axis, src.shape[axis], old)
+            now = _blocks(key, axis, t.shape[axis], new)
+            if len(was) != len(now) or sum(was) != src.shape[axis]:
+                raise ValueError(f"{key}: cannot map channel blocks {was} onto {now}")
+            starts = [sum(now[:i]) for i in range(len(now))]
+            index.append(torch.cat([torch.arange(w) + s for w, s in zip(was, starts)]))
+        if src.dim() > 1:
+            added = torch.ones(t.shape[1], dtype=torch.bool)
+            added[index[1]] = False
+            t[:, added] = 0  # readers of new channels start blind to them
+        if src.dim() == 1:
+            t[index[0]] = src
+        else:
+            t[index[0][:, None], index[1][None, :]] = src
+        out[key] = t
+    return out
+
+
 __all__ = [
     "FF",
     "FS",
@@ -547,4 +634,6 @@ __all__ = [
     "parameter_report",
     "restem",
     "timestep_embedding",
+    "widen",
+    "widths_of",
 ]
