@@ -332,8 +332,15 @@ def test_init_from_checkpoint_and_export(tmp_path):
                  "--out", str(tmp_path / "b2")]) == 0
     card = load_model(tmp_path / "b2.yaml").card
     assert card["training"]["initialised_from"] == init  # the model card names its parent
-    other = load_config("tiny")
-    other["model"]["unet_channels"] = [c * 2 for c in other["model"]["unet_channels"]]
+    # Wider widths load (widen); narrower ones and other shapes are refused by name.
+    wider, narrower, other = (load_config("tiny") for _ in range(3))
+    wider["model"]["unet_channels"] = [c * 2 for c in wider["model"]["unet_channels"]]
+    assert initial_weights(tmp_path / "m.yaml", build_model(wider)).keys() == \
+        build_model(wider).state_dict().keys()
+    narrower["model"]["unet_channels"] = [c // 2 for c in narrower["model"]["unet_channels"]]
+    with pytest.raises(ValueError, match="cannot narrow"):
+        initial_weights(tmp_path / "m.yaml", build_model(narrower))
+    other["model"]["t_emb"] *= 2
     with pytest.raises(ValueError, match="does not fit this config"):
         initial_weights(tmp_path / "m.yaml", build_model(other))
 
