@@ -8,16 +8,18 @@
 #                                stage 6 (polish_more, 6,000 steps on train_big + train_more),
 #                                stage 7 (polish_wide, 4,000 steps on those + train_more2),
 #                                stage 8 (polish_flip, stage 7's recipe with frames flipped
-#                                in frequency and time; its final checkpoint ships), export to
-#                                models/specdiff_default, evaluation on data/test
-# STAGE1=models/specdiff_default.yaml skips stage 1 and fine-tunes that model instead;
-# RUN2, RUN4, RUN5, RUN6, RUN7, RUN8=runs/<name> put those runs elsewhere. STAGE2=<export.yaml> skips stage 2
-# too and polishes that model. The shipped model of 2026-12-02 is
+#                                in frequency and time; ships as models/specdiff_lite),
+#                                stage 9 (widen_flip, stage 8 at twice its widths, 7,000 steps;
+#                                ships as models/specdiff_default), exports, evaluation on
+#                                data/test
+# STAGE1=models/specdiff_lite.yaml skips stage 1 and fine-tunes that model instead;
+# RUN2, RUN4, RUN5, RUN6, RUN7, RUN8, RUN9=runs/<name> put those runs elsewhere. STAGE2=<export.yaml> skips stage 2
+# too and polishes that model. The shipped models (2026-12-02 and 2026-12-06) are
 #   STAGE1=runs/default_ft/export/specdiff_default_v1.yaml RUN2=runs/default_v2 \
 #     scripts/train_default.sh
 # i.e. stage 2 repeated once more on the regenerated data (stage 3, docs/RESULTS.md) and then
 # polished with recycling (stages 4 and 5), then trained on twice the data (stage 6), on
-# 32,000 frames (stage 7) and on those frames flipped (stage 8).
+# 32,000 frames (stage 7) and on those frames flipped (stage 8), then widened (stage 9).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Short OpenMP spin before sleeping: with libgomp's default spin, 2 threads on 2 shared cores
@@ -62,10 +64,19 @@ train --config polish_wide --out "$run7" $(start "$run7" --init-from "$run6/chec
 # Stage 8: the same recipe and data, each frame mirrored in frequency and/or reversed in time.
 run8=${RUN8:-runs/polish_flip}
 train --config polish_flip --out "$run8" $(start "$run8" --init-from "$run7/checkpoint.pt")
-# Export, measure on the test split, export again with the measurements in the model card.
-ship() { .venv/bin/specdiff export --checkpoint "$run8/checkpoint.pt" --steps 1 \
-           --out models/specdiff_default "$@"; }
-ship
-.venv/bin/specdiff eval --model models/specdiff_default --data data/test --out "$run8/eval" \
-  --checkpoint "$run8/checkpoint.pt" --sweep-steps 1 2 3 5 10 --sweep-frames 200
-ship --metrics "$run8/eval/metrics.json"
+# Stage 9: stage 8 at twice its widths (model.specdiff.widen: it starts computing what stage
+# 8 did), trained on with stage 8's recipe and data for 7,000 steps.
+run9=${RUN9:-runs/widen_flip}
+train --config widen_flip --out "$run9" $(start "$run9" --init-from "$run8/checkpoint.pt")
+# Export, measure on the test split, export again with the measurements in the model card:
+# stage 8 ships as specdiff_lite (the lighter CPU model), stage 9 as specdiff_default.
+ship() {  # RUN NAME
+  local out=models/$2
+  .venv/bin/specdiff export --checkpoint "$1/checkpoint.pt" --steps 1 --out "$out"
+  .venv/bin/specdiff eval --model "$out" --data data/test --out "$1/eval" \
+    --checkpoint "$1/checkpoint.pt" --sweep-steps 1 2 3 5 10 --sweep-frames 200
+  .venv/bin/specdiff export --checkpoint "$1/checkpoint.pt" --steps 1 --out "$out" \
+    --metrics "$1/eval/metrics.json"
+}
+ship "$run8" specdiff_lite
+ship "$run9" specdiff_default
