@@ -43,6 +43,17 @@ def test_a_default_model_ships():
     assert (MODELS / "specdiff_default.yaml").is_file(), "models/specdiff_default.yaml is missing"
 
 
+def test_the_lite_model_ships_under_its_name_and_is_lighter():
+    """``--model lite`` (CLI, GRC) must find a shipped model with fewer parameters than the
+    default: it is what a weak CPU runs live."""
+    from gr_specdiff.runtime import resolve_model_path
+
+    lite, default = resolve_model_path("lite"), resolve_model_path("")
+    assert lite == MODELS / "specdiff_lite.ts" and lite.is_file()
+    params = {p: load_model(p, device="cpu").card["model"]["parameters"] for p in (lite, default)}
+    assert params[lite] < params[default], params
+
+
 @pytest.fixture(scope="module", params=SHIPPED, ids=lambda p: p.stem)
 def shipped(request):
     return load_model(request.param, device="cpu")
