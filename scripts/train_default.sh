@@ -10,18 +10,19 @@
 #                                stage 8 (polish_flip, stage 7's recipe with frames flipped
 #                                in frequency and time; ships as models/specdiff_lite),
 #                                stage 9 (widen_flip, stage 8 at twice its widths, 7,000 steps),
-#                                stage 10 (polish_widen, stage 9 from a restarted schedule,
-#                                8,000 steps; ships as models/specdiff_default), exports,
-#                                evaluation on data/test
+#                                stages 10 and 11 (polish_widen, stage 9 from a restarted
+#                                schedule, 8,000 steps, then once more for 5,000; stage 11
+#                                ships as models/specdiff_default), exports, evaluation on
+#                                data/test
 # STAGE1=models/specdiff_lite.yaml skips stage 1 and fine-tunes that model instead;
-# RUN2, RUN4, RUN5, RUN6, RUN7, RUN8, RUN9, RUN10=runs/<name> put those runs elsewhere. STAGE2=<export.yaml> skips stage 2
+# RUN2, RUN4, RUN5, RUN6, RUN7, RUN8, RUN9, RUN10, RUN11=runs/<name> put those runs elsewhere. STAGE2=<export.yaml> skips stage 2
 # too and polishes that model. The shipped models (2026-12-02 and 2026-12-06) are
 #   STAGE1=runs/default_ft/export/specdiff_default_v1.yaml RUN2=runs/default_v2 \
 #     scripts/train_default.sh
 # i.e. stage 2 repeated once more on the regenerated data (stage 3, docs/RESULTS.md) and then
 # polished with recycling (stages 4 and 5), then trained on twice the data (stage 6), on
 # 32,000 frames (stage 7) and on those frames flipped (stage 8), then widened (stage 9) and
-# trained on from a restarted schedule (stage 10).
+# trained on from a restarted schedule, twice (stages 10 and 11).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Short OpenMP spin before sleeping: with libgomp's default spin, 2 threads on 2 shared cores
@@ -73,8 +74,12 @@ train --config widen_flip --out "$run9" $(start "$run9" --init-from "$run8/check
 # Stage 10: stage 9's recipe from a restarted LR schedule (peak 3e-4), 8,000 steps.
 run10=${RUN10:-runs/polish_widen}
 train --config polish_widen --out "$run10" $(start "$run10" --init-from "$run9/checkpoint.pt")
+# Stage 11: the same restart once more, 5,000 steps.
+run11=${RUN11:-runs/polish_widen2}
+train --config polish_widen --steps 5000 --out "$run11" \
+  $(start "$run11" --init-from "$run10/checkpoint.pt")
 # Export, measure on the test split, export again with the measurements in the model card:
-# stage 8 ships as specdiff_lite (the lighter CPU model), stage 10 as specdiff_default.
+# stage 8 ships as specdiff_lite (the lighter CPU model), stage 11 as specdiff_default.
 ship() {  # RUN NAME
   local out=models/$2
   .venv/bin/specdiff export --checkpoint "$1/checkpoint.pt" --steps 1 --out "$out"
@@ -84,4 +89,4 @@ ship() {  # RUN NAME
     --metrics "$1/eval/metrics.json"
 }
 ship "$run8" specdiff_lite
-ship "$run10" specdiff_default
+ship "$run11" specdiff_default
