@@ -15,8 +15,9 @@
 #                                ships as models/specdiff_default), exports, evaluation on
 #                                data/test
 # STAGE1=models/specdiff_lite.yaml skips stage 1 and fine-tunes that model instead;
-# RUN2, RUN4, RUN5, RUN6, RUN7, RUN8, RUN9, RUN10, RUN11=runs/<name> put those runs elsewhere. STAGE2=<export.yaml> skips stage 2
-# too and polishes that model. The shipped models (2026-12-02 and 2026-12-06) are
+# RUN2, RUN4, RUN5, RUN6, RUN7, RUN8, RUN9, RUN10, RUN11=runs/<name> put those runs elsewhere.
+# STAGE2=<export.yaml> skips stage 2 too and polishes that model. The shipped models
+# (2026-12-02 and 2026-12-06) are
 #   STAGE1=runs/default_ft/export/specdiff_default_v1.yaml RUN2=runs/default_v2 \
 #     scripts/train_default.sh
 # i.e. stage 2 repeated once more on the regenerated data (stage 3, docs/RESULTS.md) and then
