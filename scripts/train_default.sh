@@ -11,19 +11,21 @@
 #                                in frequency and time; ships as models/specdiff_lite),
 #                                stage 9 (widen_flip, stage 8 at twice its widths, 7,000 steps),
 #                                stages 10 and 11 (polish_widen, stage 9 from a restarted
-#                                schedule, 8,000 steps, then once more for 5,000; stage 11
-#                                ships as models/specdiff_default), exports, evaluation on
-#                                data/test
+#                                schedule, 8,000 steps, then once more for 5,000), stage 12
+#                                (widen_denoiser, stage 11 with a wider denoiser, 4,500 steps
+#                                on all 32,000 frames; ships as models/specdiff_default),
+#                                exports, evaluation on data/test
 # STAGE1=models/specdiff_lite.yaml skips stage 1 and fine-tunes that model instead;
-# RUN2, RUN4, RUN5, RUN6, RUN7, RUN8, RUN9, RUN10, RUN11=runs/<name> put those runs elsewhere.
+# RUN2, RUN4, ..., RUN11, RUN12=runs/<name> put those runs elsewhere.
 # STAGE2=<export.yaml> skips stage 2 too and polishes that model. The shipped models
-# (2026-12-02 and 2026-12-06) are
+# (2026-12-02 to 2026-12-07) are
 #   STAGE1=runs/default_ft/export/specdiff_default_v1.yaml RUN2=runs/default_v2 \
 #     scripts/train_default.sh
 # i.e. stage 2 repeated once more on the regenerated data (stage 3, docs/RESULTS.md) and then
 # polished with recycling (stages 4 and 5), then trained on twice the data (stage 6), on
 # 32,000 frames (stage 7) and on those frames flipped (stage 8), then widened (stage 9) and
-# trained on from a restarted schedule, twice (stages 10 and 11).
+# trained on from a restarted schedule, twice (stages 10 and 11), then its denoiser widened
+# (stage 12).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Short OpenMP spin before sleeping: with libgomp's default spin, 2 threads on 2 shared cores
@@ -79,8 +81,12 @@ train --config polish_widen --out "$run10" $(start "$run10" --init-from "$run9/c
 run11=${RUN11:-runs/polish_widen2}
 train --config polish_widen --steps 5000 --out "$run11" \
   $(start "$run11" --init-from "$run10/checkpoint.pt")
+# Stage 12: stage 11 with its denoiser widened 1.3-1.5x (the same CPU time per frame), trained
+# on from one more restarted schedule on all 32,000 frames for 4,500 steps.
+run12=${RUN12:-runs/widen_denoiser}
+train --config widen_denoiser --out "$run12" $(start "$run12" --init-from "$run11/checkpoint.pt")
 # Export, measure on the test split, export again with the measurements in the model card:
-# stage 8 ships as specdiff_lite (the lighter CPU model), stage 11 as specdiff_default.
+# stage 8 ships as specdiff_lite (the lighter CPU model), stage 12 as specdiff_default.
 ship() {  # RUN NAME
   local out=models/$2
   .venv/bin/specdiff export --checkpoint "$1/checkpoint.pt" --steps 1 --out "$out"
@@ -90,4 +96,4 @@ ship() {  # RUN NAME
     --metrics "$1/eval/metrics.json"
 }
 ship "$run8" specdiff_lite
-ship "$run11" specdiff_default
+ship "$run12" specdiff_default
