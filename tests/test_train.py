@@ -16,6 +16,7 @@ from gr_specdiff.train import (
     _lr_at,
     class_weights_from,
     compute_losses,
+    distillation_loss,
     load_checkpoint,
     lovasz_softmax,
     split_indices,
@@ -442,3 +443,39 @@ def test_every_shipped_config_resolves_under_its_own_name():
         assert cfg["name"] == path.stem, path
         assert {"model", "loss", "train", "data"} <= set(cfg), path
     assert load_config("polish_lovasz")["loss"]["lambda_lovasz"] > 0
+
+
+def test_distillation_loss_is_cross_entropy_against_the_teacher():
+    """One-hot teacher probabilities give plain cross entropy; a student that already answers
+    as the teacher does is at the minimum (zero gradient)."""
+    logits = torch.randn(2, 4, 8, 8)
+    labels = torch.randint(0, 4, (2, 8, 8))
+    one_hot = torch.nn.functional.one_hot(labels, 4).permute(0, 3, 1, 2).float()
+    torch.testing.assert_close(distillation_loss(logits, one_hot),
+                               torch.nn.functional.cross_entropy(logits, labels))
+    student = torch.randn(2, 4, 8, 8, requires_grad=True)
+    distillation_loss(student, student.detach().softmax(1)).backward()
+    assert student.grad.abs().max() < 1e-6
+
+
+def test_training_distils_from_a_teacher(tmp_path):
+    """``loss.teacher`` (a checkpoint or an exported model) adds the distillation term to
+    every step; a missing teacher is refused by name before any training."""
+    cfg = load_config("tiny")
+    cfg["data"].update(dir="synthetic", synthetic_frames=8, val_fraction=0.25)
+    cfg["train"].update(steps=2, val_every=1000, ckpt_every=1000, log_every=1, warmup=1)
+    train(cfg, out=tmp_path / "teacher", progress=False, threads=1)
+    from gr_specdiff.cli import main
+
+    assert main(["export", "--checkpoint", str(tmp_path / "teacher" / "checkpoint.pt"),
+                 "--out", str(tmp_path / "t")]) == 0
+    for teacher in (tmp_path / "teacher" / "checkpoint.pt", tmp_path / "t.yaml"):
+        cfg["loss"].update(teacher=str(teacher), lambda_distill=0.5)
+        out = tmp_path / f"student_{teacher.suffix[1:]}"
+        assert train(cfg, out=out, progress=False, threads=1)["step"] == 2
+        logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        steps = [r for r in logged if r.get("kind") == "train"]
+        assert len(steps) == 2 and all(r["distill"] > 0 for r in steps)
+    cfg["loss"]["teacher"] = str(tmp_path / "missing.yaml")
+    with pytest.raises(FileNotFoundError, match="loss.teacher"):
+        train(cfg, out=tmp_path / "none", progress=False, threads=1)

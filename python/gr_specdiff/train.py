@@ -17,6 +17,10 @@ built from the model's own first estimate instead of ``F_0`` (see :func:`compute
 
 ``lambda_lovasz`` (default 0) adds the Lovasz-softmax loss (:func:`lovasz_softmax`), a
 surrogate of 1 - IoU, because the model is judged by mean IoU and CE is not.
+``loss.teacher`` (a trained model, exported or a checkpoint) adds knowledge distillation:
+``lambda_distill`` (default 1) times the cross entropy of the sampler path's class
+probabilities against the teacher's on the same (flipped) frames (:func:`distillation_loss`),
+so a wider or flip-averaged model's answers can be taught to a cheaper network.
 CE ignores IGNORE (255) pixels and can be class balanced (``class_weights: auto``: weights
 ``1 / sqrt(pixel frequency)`` measured on the first training frames, normalised to mean 1),
 because noise dominates the pixels.
@@ -286,8 +290,10 @@ def compute_losses(
     class_weights: Tensor | None = None,
     clip: float = 1.0,
     generator: torch.Generator | None = None,
+    teacher_probs: Tensor | None = None,
 ) -> tuple[Tensor, dict]:
     """The hybrid loss of the module docstring; returns ``(total, {name: float})``.
+    ``teacher_probs`` (B, n_classes, H, W) adds the distillation term.
 
     For a baseline (any logits network) it is the (weighted) cross entropy, plus the Lovasz
     term when ``lambda_lovasz`` > 0.
@@ -303,6 +309,7 @@ def compute_losses(
             l_lov = lovasz_softmax(logits, labels)
             total = total + lam_lovasz * l_lov
             parts["lovasz"] = float(l_lov.detach())
+        total = _add_distillation(total, parts, logits, teacher_probs, loss_cfg)
         parts["total"] = float(total.detach())
         return total, parts
     c = model.config
@@ -365,8 +372,51 @@ def compute_losses(
             l_lov = lovasz_softmax(logits[:b], labels) + lovasz_softmax(logits[b:], labels)
             total = total + lam_lovasz * l_lov
             parts["lovasz"] = float(l_lov.detach())
+        # The sampler path's answer is what inference returns: that is what the teacher teaches.
+        total = _add_distillation(total, parts, logits[b:], teacher_probs, loss_cfg)
     parts["total"] = float(total.detach())
     return total, parts
+
+
+def distillation_loss(logits: Tensor, teacher_probs: Tensor) -> Tensor:
+    """Mean per-pixel cross entropy of ``softmax(logits)`` against the teacher's class
+    probabilities: the KL divergence from the teacher plus its entropy, a constant."""
+    return -(teacher_probs * F.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
+
+
+def _add_distillation(total: Tensor, parts: dict, logits: Tensor, teacher_probs: Tensor | None,
+                      loss_cfg: dict) -> Tensor:
+    lam = float(loss_cfg.get("lambda_distill", 1.0))
+    if teacher_probs is None or lam <= 0:
+        return total
+    l_kd = distillation_loss(logits, teacher_probs)
+    parts["distill"] = float(l_kd.detach())
+    return total + lam * l_kd
+
+
+def load_teacher(path: str | Path, device, image_size: int = 256) -> nn.Module:
+    """A trained model as a frozen inference pipeline with ``.probabilities(x)``: an exported
+    model (``.ts``/``.yaml``, with its card's sampler steps and flips) or a training
+    checkpoint (``.pt``, its EMA weights and its config's sampler)."""
+    p = Path(path)
+    if not p.exists() and not p.with_suffix(".yaml").exists():
+        raise FileNotFoundError(f"loss.teacher: no model at {path}; give an exported model "
+                                "(.yaml/.ts) or a training checkpoint (.pt)")
+    if p.suffix == ".pt":
+        cfg, steps, flips = load_checkpoint(p)["config"], None, ()
+    else:
+        from gr_specdiff.model.export import load_model
+
+        card = load_model(p).card
+        cfg = card["training"]["config"]
+        steps, flips = card["sampler"]["steps"], card["sampler"].get("flips") or ()
+    model = build_model(cfg)
+    model.load_state_dict(initial_weights(p, model))
+    pipe = build_pipeline(model, cfg, steps=steps, image_size=image_size, flips=flips)
+    pipe = pipe.to(device).eval()
+    for q in pipe.parameters():
+        q.requires_grad_(False)
+    return pipe
 
 
 def _first_estimate(model: SpecDiff, schedule: NoiseSchedule, z: Tensor, cond: Tensor,
@@ -400,9 +450,9 @@ class HybridLoss(nn.Module):
         self.class_weights = class_weights
         self.clip = clip
 
-    def forward(self, x: Tensor, labels: Tensor):
+    def forward(self, x: Tensor, labels: Tensor, teacher_probs: Tensor | None = None):
         return compute_losses(self.model, self.schedule, x, labels, self.loss_cfg,
-                              self.class_weights, self.clip)
+                              self.class_weights, self.clip, teacher_probs=teacher_probs)
 
 
 # ----------------------------------------------------------------------------- EMA, ckpt
@@ -674,6 +724,10 @@ def train(
             ema = EMA(model, float(tcfg.get("ema", 0.999)))
             if is_main:
                 log.info("initialised from %s", init_from)
+    teacher = load_teacher(lcfg["teacher"], dev, image_size) if lcfg.get("teacher") else None
+    if teacher is not None and is_main:
+        log.info("distilling from %s (lambda_distill %s)", lcfg["teacher"],
+                 lcfg.get("lambda_distill", 1.0))
     net: nn.Module = HybridLoss(model, schedule, lcfg, class_weights, clip)
     if distributed:
         net = nn.parallel.DistributedDataParallel(
@@ -746,8 +800,12 @@ def train(
             for group in opt.param_groups:
                 group["lr"] = _lr_at(step, float(tcfg.get("lr", 1e-3)),
                                      int(tcfg.get("warmup", 0)), total_steps)
+            teacher_probs = None
+            if teacher is not None:
+                with torch.no_grad():
+                    teacher_probs = teacher.probabilities(x)
             with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
-                loss, parts = net(x, y)
+                loss, parts = net(x, y, teacher_probs)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if grad_clip > 0:
