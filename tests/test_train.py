@@ -11,6 +11,7 @@ import torch
 from gr_specdiff.evaluate import confusion_matrix, metrics_from_confusion
 from gr_specdiff.model.diffusion import NoiseSchedule
 from gr_specdiff.model.factory import build_model, build_pipeline, load_config
+from gr_specdiff.spectrogram import mirror_frequency
 from gr_specdiff.train import (
     SyntheticRectangles,
     _lr_at,
@@ -18,6 +19,7 @@ from gr_specdiff.train import (
     compute_losses,
     distillation_loss,
     load_checkpoint,
+    load_teacher,
     lovasz_softmax,
     split_indices,
     train,
@@ -469,9 +471,18 @@ def test_training_distils_from_a_teacher(tmp_path):
 
     assert main(["export", "--checkpoint", str(tmp_path / "teacher" / "checkpoint.pt"),
                  "--out", str(tmp_path / "t")]) == 0
-    for teacher in (tmp_path / "teacher" / "checkpoint.pt", tmp_path / "t.yaml"):
+    # A flip-averaged teacher is the same network with flips in its card.
+    assert main(["export", "--checkpoint", str(tmp_path / "t.yaml"), "--flips", "frequency",
+                 "--out", str(tmp_path / "t_flipped")]) == 0
+    flipped = load_teacher(tmp_path / "t_flipped.yaml", "cpu", image_size=64)
+    x = torch.randn(2, 3, 64, 64)
+    plain = load_teacher(tmp_path / "t.yaml", "cpu", image_size=64).probabilities
+    averaged = (plain(x) + mirror_frequency(plain(mirror_frequency(x)))) / 2
+    torch.testing.assert_close(flipped.probabilities(x), averaged)
+    for teacher in (tmp_path / "teacher" / "checkpoint.pt", tmp_path / "t.yaml",
+                    tmp_path / "t_flipped.yaml"):
         cfg["loss"].update(teacher=str(teacher), lambda_distill=0.5)
-        out = tmp_path / f"student_{teacher.suffix[1:]}"
+        out = tmp_path / f"student_{teacher.stem}"
         assert train(cfg, out=out, progress=False, threads=1)["step"] == 2
         logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
         steps = [r for r in logged if r.get("kind") == "train"]

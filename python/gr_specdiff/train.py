@@ -509,10 +509,10 @@ def _provenance(path: str | Path) -> dict:
 
 def initial_weights(path: str | Path, model: nn.Module) -> dict:
     """``model``'s state dict taken from a training checkpoint (its EMA weights) or from an
-    exported TorchScript SpecDiff (``.ts``/``.yaml``; its encoder/denoiser/decoder are the
-    model's own submodules). A SpecDiff of a coarser stem fits a finer one (``restem``), and
-    a narrower one a wider one (``widen``): the rest of the network is the same. Raises
-    ValueError naming what does not fit."""
+    exported TorchScript SpecDiff (``.ts``/``.yaml``, with or without test-time flips; its
+    encoder/denoiser/decoder are the model's own submodules). A SpecDiff of a coarser stem
+    fits a finer one (``restem``), and a narrower one a wider one (``widen``): the rest of the
+    network is the same. Raises ValueError naming what does not fit."""
     p = Path(path)
     if p.suffix == ".pt":
         sd = load_checkpoint(p)["ema"]
@@ -520,6 +520,8 @@ def initial_weights(path: str | Path, model: nn.Module) -> dict:
         from gr_specdiff.model.export import load_model
 
         sd = load_model(p).module.state_dict()
+        if all(k.startswith("pipe.") for k in sd):  # a flip-averaged export wraps the pipeline
+            sd = {k.removeprefix("pipe."): v for k, v in sd.items()}
     want = model.state_dict()
     if isinstance(model, SpecDiff) and all(k in sd for k in STEM_BOUND):
         dst = model.config.stem
