@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from gr_specdiff import IGNORE
 from gr_specdiff.evaluate import confusion_matrix, metrics_from_confusion
 from gr_specdiff.model.diffusion import NoiseSchedule
 from gr_specdiff.model.factory import build_model, build_pipeline, load_config
@@ -455,6 +456,12 @@ def test_distillation_loss_is_cross_entropy_against_the_teacher():
     one_hot = torch.nn.functional.one_hot(labels, 4).permute(0, 3, 1, 2).float()
     torch.testing.assert_close(distillation_loss(logits, one_hot),
                                torch.nn.functional.cross_entropy(logits, labels))
+    # Class balanced, it is the hard loss's weighted cross entropy (IGNORE pixels left out).
+    weight = torch.tensor([0.2, 1.0, 1.5, 3.0])
+    labels[0, 0] = IGNORE
+    torch.testing.assert_close(
+        distillation_loss(logits, one_hot, labels, weight),
+        torch.nn.functional.cross_entropy(logits, labels, weight=weight, ignore_index=IGNORE))
     student = torch.randn(2, 4, 8, 8, requires_grad=True)
     distillation_loss(student, student.detach().softmax(1)).backward()
     assert student.grad.abs().max() < 1e-6

@@ -20,7 +20,8 @@ surrogate of 1 - IoU, because the model is judged by mean IoU and CE is not.
 ``loss.teacher`` (a trained model, exported or a checkpoint) adds knowledge distillation:
 ``lambda_distill`` (default 1) times the cross entropy of the sampler path's class
 probabilities against the teacher's on the same (flipped) frames (:func:`distillation_loss`),
-so a wider or flip-averaged model's answers can be taught to a cheaper network.
+so a wider or flip-averaged model's answers can be taught to a cheaper network; class
+balanced as the CE below (``distill_balanced``, default true).
 CE ignores IGNORE (255) pixels and can be class balanced (``class_weights: auto``: weights
 ``1 / sqrt(pixel frequency)`` measured on the first training frames, normalised to mean 1),
 because noise dominates the pixels.
@@ -309,7 +310,7 @@ def compute_losses(
             l_lov = lovasz_softmax(logits, labels)
             total = total + lam_lovasz * l_lov
             parts["lovasz"] = float(l_lov.detach())
-        total = _add_distillation(total, parts, logits, teacher_probs, loss_cfg)
+        total = _add_distillation(total, parts, logits, teacher_probs, loss_cfg, labels, w)
         parts["total"] = float(total.detach())
         return total, parts
     c = model.config
@@ -373,23 +374,35 @@ def compute_losses(
             total = total + lam_lovasz * l_lov
             parts["lovasz"] = float(l_lov.detach())
         # The sampler path's answer is what inference returns: that is what the teacher teaches.
-        total = _add_distillation(total, parts, logits[b:], teacher_probs, loss_cfg)
+        total = _add_distillation(total, parts, logits[b:], teacher_probs, loss_cfg,
+                                 labels, w)
     parts["total"] = float(total.detach())
     return total, parts
 
 
-def distillation_loss(logits: Tensor, teacher_probs: Tensor) -> Tensor:
-    """Mean per-pixel cross entropy of ``softmax(logits)`` against the teacher's class
-    probabilities: the KL divergence from the teacher plus its entropy, a constant."""
-    return -(teacher_probs * F.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
+def distillation_loss(logits: Tensor, teacher_probs: Tensor, labels: Tensor | None = None,
+                      weight: Tensor | None = None) -> Tensor:
+    """Per-pixel cross entropy of ``softmax(logits)`` against the teacher's class
+    probabilities (the KL divergence from the teacher plus its entropy, a constant), averaged
+    over the pixels, or with ``weight`` (per class) and ``labels`` weighted by each pixel's
+    true class as the hard loss is (IGNORE pixels: none). Unweighted, the noise pixels (70 %)
+    dominate and pull the student towards noise (docs/RESULTS.md, "Distillation")."""
+    ce = -(teacher_probs * F.log_softmax(logits.float(), dim=1)).sum(dim=1)
+    if weight is None:
+        return ce.mean()
+    known = labels != IGNORE
+    px = torch.zeros_like(ce)
+    px[known] = weight.to(ce.device)[labels[known]]
+    return (px * ce).sum() / px.sum().clamp_min(1e-12)
 
 
 def _add_distillation(total: Tensor, parts: dict, logits: Tensor, teacher_probs: Tensor | None,
-                      loss_cfg: dict) -> Tensor:
+                      loss_cfg: dict, labels: Tensor, weight: Tensor | None) -> Tensor:
     lam = float(loss_cfg.get("lambda_distill", 1.0))
     if teacher_probs is None or lam <= 0:
         return total
-    l_kd = distillation_loss(logits, teacher_probs)
+    balanced = loss_cfg.get("distill_balanced", True) and weight is not None
+    l_kd = distillation_loss(logits, teacher_probs, labels, weight if balanced else None)
     parts["distill"] = float(l_kd.detach())
     return total + lam * l_kd
 
