@@ -469,10 +469,12 @@ def test_distillation_loss_is_cross_entropy_against_the_teacher():
 
 def test_training_distils_from_a_teacher(tmp_path):
     """``loss.teacher`` (a checkpoint or an exported model) adds the distillation term to
-    every step; a missing teacher is refused by name before any training."""
+    every step, on the items at t_max; a missing teacher, or batches with no item at t_max,
+    are refused by name before any training."""
     cfg = load_config("tiny")
     cfg["data"].update(dir="synthetic", synthetic_frames=8, val_fraction=0.25)
     cfg["train"].update(steps=2, val_every=1000, ckpt_every=1000, log_every=1, warmup=1)
+    cfg["loss"]["t_max_fraction"] = 0.25  # the teacher teaches the answer at t_max
     train(cfg, out=tmp_path / "teacher", progress=False, threads=1)
     from gr_specdiff.cli import main
 
@@ -497,3 +499,6 @@ def test_training_distils_from_a_teacher(tmp_path):
     cfg["loss"]["teacher"] = str(tmp_path / "missing.yaml")
     with pytest.raises(FileNotFoundError, match="loss.teacher"):
         train(cfg, out=tmp_path / "none", progress=False, threads=1)
+    cfg["loss"].update(teacher=str(tmp_path / "t.yaml"), t_max_fraction=0.0)
+    with pytest.raises(ValueError, match="t_max_fraction"):
+        train(cfg, out=tmp_path / "no_t_max", progress=False, threads=1)

@@ -21,7 +21,8 @@ surrogate of 1 - IoU, because the model is judged by mean IoU and CE is not.
 ``lambda_distill`` (default 1) times the cross entropy of the sampler path's class
 probabilities against the teacher's on the same (flipped) frames (:func:`distillation_loss`),
 so a wider or flip-averaged model's answers can be taught to a cheaper network; class
-balanced as the CE below (``distill_balanced``, default true).
+balanced as the CE below (``distill_balanced``, default true), on the batch items at t_max
+(``distill_items``: ``t_max``, the default, or ``all``).
 CE ignores IGNORE (255) pixels and can be class balanced (``class_weights: auto``: weights
 ``1 / sqrt(pixel frequency)`` measured on the first training frames, normalised to mean 1),
 because noise dominates the pixels.
@@ -49,7 +50,13 @@ from torch import Tensor, nn
 
 from gr_specdiff import IGNORE, __version__
 from gr_specdiff.model.diffusion import NoiseSchedule
-from gr_specdiff.model.factory import build_model, build_pipeline, diffusion_args, load_config
+from gr_specdiff.model.factory import (
+    build_model,
+    build_pipeline,
+    diffusion_args,
+    load_config,
+    model_arch,
+)
 from gr_specdiff.model.pipeline import check_flips
 from gr_specdiff.model.specdiff import (
     STEM_BOUND,
@@ -373,9 +380,16 @@ def compute_losses(
             l_lov = lovasz_softmax(logits[:b], labels) + lovasz_softmax(logits[b:], labels)
             total = total + lam_lovasz * l_lov
             parts["lovasz"] = float(l_lov.detach())
-        # The sampler path's answer is what inference returns: that is what the teacher teaches.
-        total = _add_distillation(total, parts, logits[b:], teacher_probs, loss_cfg,
-                                 labels, w)
+        # The teacher teaches what inference returns: the sampler path's answer from the
+        # K = 1 step at t_max. At smaller t, F_t is close to the truth's latent, and teaching
+        # the decoder the teacher's mistakes there teaches it to copy them (docs/RESULTS.md).
+        # (``distill_items: all`` teaches every item, as the first trials did.)
+        if teacher_probs is not None:
+            taught = t == schedule.t_max
+            if loss_cfg.get("distill_items", "t_max") == "all":
+                taught = torch.ones_like(taught)
+            total = _add_distillation(total, parts, logits[b:][taught], teacher_probs[taught],
+                                      loss_cfg, labels[taught], w)
     parts["total"] = float(total.detach())
     return total, parts
 
@@ -739,6 +753,12 @@ def train(
             ema = EMA(model, float(tcfg.get("ema", 0.999)))
             if is_main:
                 log.info("initialised from %s", init_from)
+    if lcfg.get("distill_items", "t_max") not in ("t_max", "all"):
+        raise ValueError(f"loss.distill_items: {lcfg['distill_items']!r}; use t_max or all")
+    if lcfg.get("teacher") and model_arch(cfg) == "specdiff" \
+            and round(float(lcfg.get("t_max_fraction", 0.0)) * int(tcfg["batch_size"])) < 1:
+        raise ValueError("loss.teacher teaches the K = 1 sampler's answer at t_max: set "
+                         "loss.t_max_fraction so that each batch has an item there (0.25)")
     teacher = load_teacher(lcfg["teacher"], dev, image_size) if lcfg.get("teacher") else None
     if teacher is not None and is_main:
         log.info("distilling from %s (lambda_distill %s)", lcfg["teacher"],
