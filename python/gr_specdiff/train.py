@@ -382,7 +382,7 @@ def compute_losses(
             parts["lovasz"] = float(l_lov.detach())
         # The teacher teaches what inference returns: the sampler path's answer from the
         # K = 1 step at t_max. At smaller t, F_t is close to the truth's latent, and teaching
-        # the decoder the teacher's mistakes there teaches it to copy them (docs/RESULTS.md).
+        # the decoder the teacher's mistakes there would teach it to copy them.
         # (``distill_items: all`` teaches every item, as the first trials did.)
         if teacher_probs is not None:
             taught = t == schedule.t_max
