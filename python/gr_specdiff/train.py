@@ -399,8 +399,8 @@ def distillation_loss(logits: Tensor, teacher_probs: Tensor, labels: Tensor | No
     """Per-pixel cross entropy of ``softmax(logits)`` against the teacher's class
     probabilities (the KL divergence from the teacher plus its entropy, a constant), averaged
     over the pixels, or with ``weight`` (per class) and ``labels`` weighted by each pixel's
-    true class as the hard loss is (IGNORE pixels: none). Unweighted, the noise pixels (70 %)
-    dominate and pull the student towards noise (docs/RESULTS.md, "Distillation")."""
+    true class as the hard loss is (IGNORE pixels weigh nothing), so that the noise pixels
+    (70 %) do not dominate the term as they would the unweighted CE."""
     ce = -(teacher_probs * F.log_softmax(logits.float(), dim=1)).sum(dim=1)
     if weight is None:
         return ce.mean()
