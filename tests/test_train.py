@@ -467,6 +467,34 @@ def test_distillation_loss_is_cross_entropy_against_the_teacher():
     assert student.grad.abs().max() < 1e-6
 
 
+def test_teacher_runs_only_on_the_items_it_teaches():
+    """With ``distill_items: t_max`` the teacher is asked about the t_max items alone (2 of
+    8 here), not the whole batch; with ``all`` about every item; the term it adds is the
+    distillation loss of its answers."""
+    torch.manual_seed(0)
+    cfg = load_config("tiny")
+    model = build_model(cfg)
+    x, y = _batch(8)
+    asked = []
+
+    def teacher(frames):
+        asked.append(frames.shape[0])
+        return torch.full((frames.shape[0], 4, *frames.shape[-2:]), 0.25)
+
+    for items, n in (("t_max", 2), ("all", 8)):
+        loss_cfg = {**cfg["loss"], "t_max_fraction": 0.25, "distill_items": items}
+        asked.clear()
+        g = torch.Generator().manual_seed(1)
+        total, parts = compute_losses(model, NoiseSchedule(), x, y, loss_cfg, generator=g,
+                                      teacher=teacher)
+        g = torch.Generator().manual_seed(1)
+        plain, _ = compute_losses(model, NoiseSchedule(), x, y, loss_cfg, generator=g)
+        assert asked == [n], items
+        assert parts["distill"] > 0
+        torch.testing.assert_close(total - plain, torch.tensor(parts["distill"]),
+                                   rtol=1e-4, atol=1e-4)
+
+
 def test_training_distils_from_a_teacher(tmp_path):
     """``loss.teacher`` (a checkpoint or an exported model) adds the distillation term to
     every step, on the items at t_max; a missing teacher, or batches with no item at t_max,

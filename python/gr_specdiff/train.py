@@ -41,6 +41,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -298,10 +299,11 @@ def compute_losses(
     class_weights: Tensor | None = None,
     clip: float = 1.0,
     generator: torch.Generator | None = None,
-    teacher_probs: Tensor | None = None,
+    teacher: Callable[[Tensor], Tensor] | None = None,
 ) -> tuple[Tensor, dict]:
     """The hybrid loss of the module docstring; returns ``(total, {name: float})``.
-    ``teacher_probs`` (B, n_classes, H, W) adds the distillation term.
+    ``teacher`` (frames -> class probabilities, e.g. ``load_teacher(...).probabilities``) adds
+    the distillation term; it is run only on the items it teaches.
 
     For a baseline (any logits network) it is the (weighted) cross entropy, plus the Lovasz
     term when ``lambda_lovasz`` > 0.
@@ -317,7 +319,9 @@ def compute_losses(
             l_lov = lovasz_softmax(logits, labels)
             total = total + lam_lovasz * l_lov
             parts["lovasz"] = float(l_lov.detach())
-        total = _add_distillation(total, parts, logits, teacher_probs, loss_cfg, labels, w)
+        if teacher is not None:
+            total = _add_distillation(total, parts, logits, _ask(teacher, x), loss_cfg,
+                                      labels, w)
         parts["total"] = float(total.detach())
         return total, parts
     c = model.config
@@ -384,12 +388,12 @@ def compute_losses(
         # K = 1 step at t_max. At smaller t, F_t is close to the truth's latent, and teaching
         # the decoder the teacher's mistakes there would teach it to copy them.
         # (``distill_items: all`` teaches every item, as the first trials did.)
-        if teacher_probs is not None:
+        if teacher is not None:
             taught = t == schedule.t_max
             if loss_cfg.get("distill_items", "t_max") == "all":
                 taught = torch.ones_like(taught)
-            total = _add_distillation(total, parts, logits[b:][taught], teacher_probs[taught],
-                                      loss_cfg, labels[taught], w)
+            total = _add_distillation(total, parts, logits[b:][taught],
+                                      _ask(teacher, x[taught]), loss_cfg, labels[taught], w)
     parts["total"] = float(total.detach())
     return total, parts
 
@@ -410,10 +414,16 @@ def distillation_loss(logits: Tensor, teacher_probs: Tensor, labels: Tensor | No
     return (px * ce).sum() / px.sum().clamp_min(1e-12)
 
 
-def _add_distillation(total: Tensor, parts: dict, logits: Tensor, teacher_probs: Tensor | None,
+def _ask(teacher: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """The teacher's class probabilities for ``x``: no gradient, full precision."""
+    with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
+        return teacher(x.float())
+
+
+def _add_distillation(total: Tensor, parts: dict, logits: Tensor, teacher_probs: Tensor,
                       loss_cfg: dict, labels: Tensor, weight: Tensor | None) -> Tensor:
     lam = float(loss_cfg.get("lambda_distill", 1.0))
-    if teacher_probs is None or lam <= 0:
+    if lam <= 0:
         return total
     balanced = loss_cfg.get("distill_balanced", True) and weight is not None
     l_kd = distillation_loss(logits, teacher_probs, labels, weight if balanced else None)
@@ -477,9 +487,10 @@ class HybridLoss(nn.Module):
         self.class_weights = class_weights
         self.clip = clip
 
-    def forward(self, x: Tensor, labels: Tensor, teacher_probs: Tensor | None = None):
+    def forward(self, x: Tensor, labels: Tensor,
+                teacher: Callable[[Tensor], Tensor] | None = None):
         return compute_losses(self.model, self.schedule, x, labels, self.loss_cfg,
-                              self.class_weights, self.clip, teacher_probs=teacher_probs)
+                              self.class_weights, self.clip, teacher=teacher)
 
 
 # ----------------------------------------------------------------------------- EMA, ckpt
@@ -835,12 +846,8 @@ def train(
             for group in opt.param_groups:
                 group["lr"] = _lr_at(step, float(tcfg.get("lr", 1e-3)),
                                      int(tcfg.get("warmup", 0)), total_steps)
-            teacher_probs = None
-            if teacher is not None:
-                with torch.no_grad():
-                    teacher_probs = teacher.probabilities(x)
             with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
-                loss, parts = net(x, y, teacher_probs)
+                loss, parts = net(x, y, None if teacher is None else teacher.probabilities)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if grad_clip > 0:
