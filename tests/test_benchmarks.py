@@ -1,0 +1,50 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The benchmark scripts (benchmarks/): each starts and explains itself, and the pieces of
+their arithmetic that a report's numbers rest on are checked on cases with a known answer.
+The full runs are benchmarks, not tests (docs/RESULTS.md gives their commands)."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py"))
+#: The runnable ones (the rest are helpers they import).
+SCRIPTS = [p for p in BENCHMARKS if '__name__ == "__main__"' in p.read_text()]
+
+
+def _load(name: str):
+    path = next(p for p in BENCHMARKS if p.stem == name)
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_benchmark_answers_help(script):
+    done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "usage:" in done.stdout
+
+
+def test_class_bias_fit_undoes_a_shifted_class():
+    """A model whose log-probabilities for one class were pushed down by 1.5 predicts it too
+    rarely; the fitted bias pushes it back up and gives back the IoU the shift took."""
+    cb = _load("class_bias")
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, (6, 256, 256)).astype(np.uint8)
+    logits = rng.normal(0.0, 1.0, (6, 4, 256, 256)) + 2.0 * np.eye(4)[labels].transpose(0, 3, 1, 2)
+    logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    shifted = logp.copy()
+    shifted[:, 2] -= 1.5
+    fair = cb.scores(logp.astype(np.float16), labels, np.zeros(4))["mean_iou"]
+    before = cb.scores(shifted.astype(np.float16), labels, np.zeros(4))["mean_iou"]
+    bias = cb.fit_bias(shifted.astype(np.float16), labels)
+    after = cb.scores(shifted.astype(np.float16), labels, bias)["mean_iou"]
+    assert bias[0] == 0 and bias[2] > 1.0
+    assert before < fair - 0.02 and after > fair - 0.005
