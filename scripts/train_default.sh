@@ -8,7 +8,9 @@
 #                                stage 6 (polish_more, 6,000 steps on train_big + train_more),
 #                                stage 7 (polish_wide, 4,000 steps on those + train_more2),
 #                                stage 8 (polish_flip, stage 7's recipe with frames flipped
-#                                in frequency and time; ships as models/specdiff_lite),
+#                                in frequency and time), lite stage L9 (distill_lite_control,
+#                                stage 8's recipe restarted on train_big; ships as
+#                                models/specdiff_lite),
 #                                stage 9 (widen_flip, stage 8 at twice its widths, 7,000 steps),
 #                                stages 10 and 11 (polish_widen, stage 9 from a restarted
 #                                schedule, 8,000 steps, then once more for 5,000), stage 12
@@ -70,6 +72,11 @@ train --config polish_wide --out "$run7" $(start "$run7" --init-from "$run6/chec
 # Stage 8: the same recipe and data, each frame mirrored in frequency and/or reversed in time.
 run8=${RUN8:-runs/polish_flip}
 train --config polish_flip --out "$run8" $(start "$run8" --init-from "$run7/checkpoint.pt")
+# Lite stage L9: stage 8's recipe restarted once more on train_big (the teacher-free control
+# of distill_lite), 4,000 steps: the lite model.
+run8l=${RUN8L:-runs/distill_lite_control}
+train --config distill_lite_control --out "$run8l" \
+  $(start "$run8l" --init-from "$run8/checkpoint.pt")
 # Stage 9: stage 8 at twice its widths (model.specdiff.widen: it starts computing what stage
 # 8 did), trained on with stage 8's recipe and data for 7,000 steps.
 run9=${RUN9:-runs/widen_flip}
@@ -86,7 +93,7 @@ train --config polish_widen --steps 5000 --out "$run11" \
 run12=${RUN12:-runs/widen_denoiser}
 train --config widen_denoiser --out "$run12" $(start "$run12" --init-from "$run11/checkpoint.pt")
 # Export, measure on the test split, export again with the measurements in the model card:
-# stage 8 ships as specdiff_lite (the lighter CPU model), stage 12 as specdiff_default.
+# lite stage L9 ships as specdiff_lite (the lighter CPU model), stage 12 as specdiff_default.
 ship() {  # RUN NAME
   local out=models/$2
   .venv/bin/specdiff export --checkpoint "$1/checkpoint.pt" --steps 1 --out "$out"
@@ -95,5 +102,5 @@ ship() {  # RUN NAME
   .venv/bin/specdiff export --checkpoint "$1/checkpoint.pt" --steps 1 --out "$out" \
     --metrics "$1/eval/metrics.json"
 }
-ship "$run8" specdiff_lite
+ship "$run8l" specdiff_lite
 ship "$run12" specdiff_default
