@@ -25,9 +25,11 @@ def log_probabilities(model, ds, batch: int = 8) -> tuple[np.ndarray, np.ndarray
     """(frames, classes, H, W) float16 log-probabilities and (frames, H, W) uint8 labels."""
     import torch
 
+    from gr_specdiff.spectrogram import N_COLS, N_ROWS
+
     n = len(ds)
-    logp = np.zeros((n, len(model.classes), 256, 256), np.float16)
-    labels = np.zeros((n, 256, 256), np.uint8)
+    logp = np.zeros((n, len(model.classes), N_ROWS, N_COLS), np.float16)
+    labels = np.zeros((n, N_ROWS, N_COLS), np.uint8)
     with torch.inference_mode():
         for s in range(0, n, batch):
             items = [ds[i] for i in range(s, min(n, s + batch))]
@@ -41,11 +43,12 @@ def log_probabilities(model, ds, batch: int = 8) -> tuple[np.ndarray, np.ndarray
 def scores(logp: np.ndarray, labels: np.ndarray, bias) -> dict:
     from gr_specdiff.evaluate import confusion_matrix, metrics_from_confusion
 
-    cm = np.zeros((4, 4), np.int64)
+    n = logp.shape[1]
+    cm = np.zeros((n, n), np.int64)
     b = np.asarray(bias, np.float32)[None, :, None, None]
     for s in range(0, len(logp), 100):
         cm += confusion_matrix((logp[s:s + 100].astype(np.float32) + b).argmax(1),
-                               labels[s:s + 100])
+                               labels[s:s + 100], n_classes=n)
     return metrics_from_confusion(cm)
 
 
@@ -88,8 +91,8 @@ def main() -> None:
           f"fitted on {args.fit}")
     print("| split | bias | mean acc | mean IoU | IoU " + " / ".join(model.classes) + " |")
     print("|---|---|---|---|---|")
-    for name, split in ((args.fit, fit), (args.data, None)):
-        split = split or log_probabilities(model, SpectrumDataset(name))
+    splits = {args.fit: fit, args.data: log_probabilities(model, SpectrumDataset(args.data))}
+    for name, split in splits.items():
         for label, b in (("none", np.zeros_like(bias)), ("fitted", bias)):
             m = scores(*split, b)
             ious = " / ".join(f"{100 * v:.1f}" for v in m["per_class_iou"].values())

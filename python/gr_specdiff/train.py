@@ -319,9 +319,7 @@ def compute_losses(
             l_lov = lovasz_softmax(logits, labels)
             total = total + lam_lovasz * l_lov
             parts["lovasz"] = float(l_lov.detach())
-        if teacher is not None:
-            total = _add_distillation(total, parts, logits, _ask(teacher, x), loss_cfg,
-                                      labels, w)
+        total = _add_distillation(total, parts, logits, teacher, x, loss_cfg, labels, w)
         parts["total"] = float(total.detach())
         return total, parts
     c = model.config
@@ -392,8 +390,8 @@ def compute_losses(
             taught = t == schedule.t_max
             if loss_cfg.get("distill_items", "t_max") == "all":
                 taught = torch.ones_like(taught)
-            total = _add_distillation(total, parts, logits[b:][taught],
-                                      _ask(teacher, x[taught]), loss_cfg, labels[taught], w)
+            total = _add_distillation(total, parts, logits[b:][taught], teacher, x[taught],
+                                      loss_cfg, labels[taught], w)
     parts["total"] = float(total.detach())
     return total, parts
 
@@ -414,17 +412,17 @@ def distillation_loss(logits: Tensor, teacher_probs: Tensor, labels: Tensor | No
     return (px * ce).sum() / px.sum().clamp_min(1e-12)
 
 
-def _ask(teacher: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
-    """The teacher's class probabilities for ``x``: no gradient, full precision."""
-    with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
-        return teacher(x.float())
-
-
-def _add_distillation(total: Tensor, parts: dict, logits: Tensor, teacher_probs: Tensor,
-                      loss_cfg: dict, labels: Tensor, weight: Tensor | None) -> Tensor:
+def _add_distillation(total: Tensor, parts: dict, logits: Tensor,
+                      teacher: Callable[[Tensor], Tensor] | None, x: Tensor, loss_cfg: dict,
+                      labels: Tensor, weight: Tensor | None) -> Tensor:
+    """``total`` plus the distillation term of ``logits`` (the student's answers for frames
+    ``x``) against the teacher's; the teacher is asked only here, without gradient and at
+    full precision, so no teacher or ``lambda_distill: 0`` costs nothing."""
     lam = float(loss_cfg.get("lambda_distill", 1.0))
-    if lam <= 0:
+    if teacher is None or lam <= 0:
         return total
+    with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
+        teacher_probs = teacher(x.float())
     balanced = loss_cfg.get("distill_balanced", True) and weight is not None
     l_kd = distillation_loss(logits, teacher_probs, labels, weight if balanced else None)
     parts["distill"] = float(l_kd.detach())
