@@ -22,6 +22,7 @@ from gr_specdiff.train import (
     load_checkpoint,
     load_teacher,
     lovasz_softmax,
+    sharpen,
     split_indices,
     train,
 )
@@ -467,6 +468,21 @@ def test_distillation_loss_is_cross_entropy_against_the_teacher():
     assert student.grad.abs().max() < 1e-6
 
 
+def test_sharpened_teacher_keeps_its_argmax_and_moves_towards_it():
+    """``distill_temperature`` 1 leaves the teacher's probabilities as they are; below 1 each
+    pixel keeps its argmax and its distribution, still normalised, moves towards one-hot (a
+    60/40 pixel becomes 9/4 : 1 at 0.5)."""
+    probs = torch.softmax(torch.randn(2, 4, 8, 8), dim=1)
+    assert sharpen(probs, 1.0) is probs
+    sharp = sharpen(probs, 0.25)
+    torch.testing.assert_close(sharp.sum(1), torch.ones(2, 8, 8))
+    assert torch.equal(sharp.argmax(1), probs.argmax(1))
+    assert (sharp.amax(1) >= probs.amax(1) - 1e-6).all()
+    pixel = torch.tensor([0.6, 0.4, 0.0, 0.0]).view(1, 4, 1, 1)
+    torch.testing.assert_close(sharpen(pixel, 0.5).flatten()[:2],
+                               torch.tensor([0.36, 0.16]) / 0.52)
+
+
 def test_teacher_runs_only_on_the_items_it_teaches():
     """With ``distill_items: t_max`` the teacher is asked about the t_max items alone (2 of
     8 here), not the whole batch; with ``all`` about every item; the term it adds is the
@@ -493,6 +509,18 @@ def test_teacher_runs_only_on_the_items_it_teaches():
         assert parts["distill"] > 0
         torch.testing.assert_close(total - plain, torch.tensor(parts["distill"]),
                                    rtol=1e-4, atol=1e-4)
+    # A temperature reaches the term: a sharper teacher, another loss on the same batch.
+    def confident(frames):
+        p = torch.tensor([0.55, 0.15, 0.15, 0.15]).view(1, 4, 1, 1)
+        return p.expand(frames.shape[0], 4, *frames.shape[-2:])
+
+    terms = []
+    for temperature in (1.0, 0.25):
+        loss_cfg = {**cfg["loss"], "t_max_fraction": 0.25, "distill_temperature": temperature}
+        g = torch.Generator().manual_seed(1)
+        terms.append(compute_losses(model, NoiseSchedule(), x, y, loss_cfg, generator=g,
+                                    teacher=confident)[1]["distill"])
+    assert abs(terms[0] - terms[1]) > 1e-3
 
 
 def test_training_distils_from_a_teacher(tmp_path):
@@ -530,3 +558,6 @@ def test_training_distils_from_a_teacher(tmp_path):
     cfg["loss"].update(teacher=str(tmp_path / "t.yaml"), t_max_fraction=0.0)
     with pytest.raises(ValueError, match="t_max_fraction"):
         train(cfg, out=tmp_path / "no_t_max", progress=False, threads=1)
+    cfg["loss"].update(t_max_fraction=0.25, distill_temperature=0)
+    with pytest.raises(ValueError, match="distill_temperature"):
+        train(cfg, out=tmp_path / "no_temperature", progress=False, threads=1)

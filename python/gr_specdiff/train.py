@@ -22,7 +22,9 @@ surrogate of 1 - IoU, because the model is judged by mean IoU and CE is not.
 probabilities against the teacher's on the same (flipped) frames (:func:`distillation_loss`),
 so a wider or flip-averaged model's answers can be taught to a cheaper network; class
 balanced as the CE below (``distill_balanced``, default true), on the batch items at t_max
-(``distill_items``: ``t_max``, the default, or ``all``).
+(``distill_items``: ``t_max``, the default, or ``all``), the teacher's probabilities
+sharpened by ``distill_temperature`` (default 1: as the teacher gives them; below 1 they move
+towards its argmax, :func:`sharpen`).
 CE ignores IGNORE (255) pixels and can be class balanced (``class_weights: auto``: weights
 ``1 / sqrt(pixel frequency)`` measured on the first training frames, normalised to mean 1),
 because noise dominates the pixels.
@@ -412,6 +414,15 @@ def distillation_loss(logits: Tensor, teacher_probs: Tensor, labels: Tensor | No
     return (px * ce).sum() / px.sum().clamp_min(1e-12)
 
 
+def sharpen(probs: Tensor, temperature: float) -> Tensor:
+    """Class probabilities (dim 1) raised to ``1 / temperature`` and renormalised: the
+    softmax of the log-probabilities divided by the temperature. 1 leaves them as they are,
+    below 1 moves every pixel towards its argmax (0 would be the one-hot argmax)."""
+    if temperature == 1.0:
+        return probs
+    return torch.softmax(torch.log(probs.clamp_min(1e-12)) / temperature, dim=1)
+
+
 def _add_distillation(total: Tensor, parts: dict, logits: Tensor,
                       teacher: Callable[[Tensor], Tensor] | None, x: Tensor, loss_cfg: dict,
                       labels: Tensor, weight: Tensor | None) -> Tensor:
@@ -422,7 +433,8 @@ def _add_distillation(total: Tensor, parts: dict, logits: Tensor,
     if teacher is None or lam <= 0:
         return total
     with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
-        teacher_probs = teacher(x.float())
+        teacher_probs = sharpen(teacher(x.float()),
+                                float(loss_cfg.get("distill_temperature", 1.0)))
     balanced = loss_cfg.get("distill_balanced", True) and weight is not None
     l_kd = distillation_loss(logits, teacher_probs, labels, weight if balanced else None)
     parts["distill"] = float(l_kd.detach())
@@ -764,6 +776,9 @@ def train(
                 log.info("initialised from %s", init_from)
     if lcfg.get("distill_items", "t_max") not in ("t_max", "all"):
         raise ValueError(f"loss.distill_items: {lcfg['distill_items']!r}; use t_max or all")
+    if not float(lcfg.get("distill_temperature", 1.0)) > 0:
+        raise ValueError(f"loss.distill_temperature: {lcfg['distill_temperature']!r}; use a "
+                         "number above 0 (1: the teacher's probabilities; below 1: sharper)")
     if lcfg.get("teacher") and model_arch(cfg) == "specdiff" \
             and round(float(lcfg.get("t_max_fraction", 0.0)) * int(tcfg["batch_size"])) < 1:
         raise ValueError("loss.teacher teaches the K = 1 sampler's answer at t_max: set "
