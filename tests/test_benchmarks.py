@@ -48,3 +48,21 @@ def test_class_bias_fit_undoes_a_shifted_class():
     after = cb.scores(shifted.astype(np.float16), labels, bias)["mean_iou"]
     assert bias[0] == 0 and bias[2] > 1.0
     assert before < fair - 0.02 and after > fair - 0.005
+
+
+def test_pixel_evidence_sees_strong_pixels_and_not_weak_ones():
+    """A labelled pixel above the clean noise's 99th percentile is visible, one at the noise
+    level is not; noise beside a signal (its leakage) is kept out of the reference, so a
+    bright skirt next to a carrier does not hide the carrier."""
+    pe = _load("pixel_evidence")
+    rng = np.random.default_rng(0)
+    feats = rng.uniform(0.0, 0.2, (3, 256, 256)).astype(np.float32)
+    labels = np.zeros((256, 256), np.uint8)
+    labels[100:110, 50:90] = 1                  # a carrier: strong in its left half only
+    feats[0, 100:110, 50:70] = 0.6
+    feats[:2, 100:110, 90:98] = 0.9             # its skirt, labelled noise, brighter still
+    visible = pe.visible_mask(feats, labels, noise_class=0, ignore=255)
+    assert visible[100:110, 50:70].all()
+    assert visible[100:110, 70:90].mean() < 0.1
+    assert visible[labels == 0].mean() < 0.05
+    assert pe.visible_mask(feats, np.ones_like(labels), 0, 255) is None  # no noise to refer to

@@ -1,0 +1,125 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""How many labelled pixels show their signal in their own spectrogram cell, per class and SNR.
+
+    .venv/bin/python benchmarks/pixel_evidence.py [--data data/test] [--frames 2000]
+
+The labels mark every resource element and pulse that is transmitted, however weak. This asks
+the features, not a model: a pixel is *visible* when its mean or its peak channel is above
+the 99th percentile of the same channel over the frame's noise-labelled pixels away from any
+signal (so about 2 % of clean noise pixels are "visible" too). Below 0 dB in-band most signal pixels are not, and a model
+can label them only from context (a carrier's extent, a radar's PRI ladder) or not at all;
+the *visibility oracle* (every visible pixel given its true class, every other pixel noise)
+shows what per-pixel evidence alone would score. It is not a bound on a network, which sees
+neighbourhoods, but it says where the labels ask for more than a cell holds.
+
+Two binnings: by the frame's SNR (the mean of its signals' in-band SNRs, as Fig. 2 of
+docs/RESULTS.md), and by the in-band SNR of the strongest signal of the pixel's own class.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+EDGES = (-10, -5, 0, 5, 10, 15, 20, 30, 50)
+KINDS = {"NR": 1, "LTE": 2, "radar": 3}
+#: Noise pixels this close to a signal label (rows or columns) carry its window leakage and
+#: filter skirts: the noise reference leaves them out.
+GUARD = 8
+
+
+def _bin(snr: float) -> int | None:
+    if snr is None or not EDGES[0] <= snr < EDGES[-1]:
+        return None
+    return int(np.searchsorted(EDGES, snr, side="right") - 1)
+
+
+def visible_mask(feats: np.ndarray, labels: np.ndarray, noise_class: int, ignore: int,
+                 quantile: float = 0.99) -> np.ndarray | None:
+    """Pixels whose mean or peak channel exceeds ``quantile`` of that channel over the frame's
+    noise-labelled pixels at least ``GUARD`` pixels from any signal label (None when the frame
+    has too few of them to say)."""
+    from scipy.ndimage import binary_dilation
+
+    near = binary_dilation((labels != noise_class) & (labels != ignore),
+                           structure=np.ones((2 * GUARD + 1,) * 2, bool))
+    noise = (labels == noise_class) & ~near
+    if noise.sum() < 500:
+        return None
+    mean_t, peak_t = (np.quantile(feats[c][noise], quantile) for c in (0, 1))
+    return ((feats[0] > mean_t) | (feats[1] > peak_t)) & (labels != ignore)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="data/test")
+    ap.add_argument("--frames", type=int, default=2000, help="first N frames of the split")
+    args = ap.parse_args()
+    from gr_specdiff import CLASSES, IGNORE, NOISE
+    from gr_specdiff.data.dataset import SpectrumDataset
+    from gr_specdiff.evaluate import confusion_matrix, frame_snr, metrics_from_confusion
+
+    ds = SpectrumDataset(args.data)
+    n_bins, n_cls = len(EDGES) - 1, len(CLASSES)
+    frames = np.zeros(n_bins, np.int64)
+    by_frame = np.zeros((n_bins, n_cls, 2), np.int64)   # labelled, visible
+    by_class = np.zeros((n_bins, n_cls, 2), np.int64)
+    oracle = np.zeros((n_bins, n_cls, n_cls), np.int64)
+    skipped = 0
+    for i in range(min(args.frames, len(ds))):
+        feats, labels, _ = ds[i]
+        feats, labels = feats.numpy(), labels.numpy()
+        visible = visible_mask(feats, labels, NOISE, IGNORE)
+        meta = ds.meta(i)
+        b = _bin(frame_snr(meta))
+        if visible is None or b is None:
+            skipped += 1
+            continue
+        frames[b] += 1
+        oracle[b] += confusion_matrix(np.where(visible, labels, NOISE), labels)
+        for c in range(1, n_cls):
+            own = labels == c
+            if not own.any():
+                continue
+            counts = (own.sum(), (own & visible).sum())
+            by_frame[b, c] += counts
+            snrs = [s["snr_db"] for s in meta["signals"] if KINDS.get(s["kind"]) == c]
+            bc = _bin(max(snrs)) if snrs else None
+            if bc is not None:
+                by_class[bc, c] += counts
+
+    def pct(num, den):
+        return f"{100 * num / den:5.1f}" if den else "    -"
+
+    def band(b):
+        return f"{EDGES[b]:+d}..{EDGES[b + 1]:+d}"
+
+    print(f"{args.data}: {frames.sum()} frames ({skipped} outside -10..50 dB or with under "
+          "500 clean noise pixels); visible = mean or peak above the frame's noise 99th percentile")
+    print("\nby frame SNR (Fig. 2's bins): % of each class's labelled pixels visible, and the "
+          "visibility oracle's mean IoU")
+    print(f"{'SNR dB':>9} {'frames':>6} {'NR':>6} {'LTE':>6} {'radar':>6} {'oracle mIoU':>12}")
+    for b in range(n_bins):
+        if not frames[b]:
+            continue
+        m = metrics_from_confusion(oracle[b])
+        cells = " ".join(f"{pct(v, n):>6}" for n, v in by_frame[b, 1:])
+        print(f"{band(b):>9} {frames[b]:>6} {cells} {100 * m['mean_iou']:>11.1f}")
+    m = metrics_from_confusion(oracle.sum(0))
+    print(f"{'all':>9} {frames.sum():>6} "
+          + " ".join(f"{pct(v, n):>6}" for n, v in by_frame.sum(0)[1:])
+          + f" {100 * m['mean_iou']:>11.1f}   (oracle IoU "
+          + " / ".join(f"{100 * v:.1f}" for v in m["per_class_iou"].values()) + ")")
+    print("\nby the in-band SNR of the class's own strongest signal: % visible (labelled "
+          "pixels, thousands)")
+    print(f"{'SNR dB':>9} " + " ".join(f"{name:>15}" for name in CLASSES[1:]))
+    for b in range(n_bins):
+        cells = [f"{pct(v, n)} ({n / 1e3:6.0f})" if n else f"{'-':>15}"
+                 for n, v in by_class[b, 1:]]
+        if any(n for n, _ in by_class[b, 1:]):
+            print(f"{band(b):>9} " + " ".join(f"{c:>15}" for c in cells))
+
+
+if __name__ == "__main__":
+    main()
