@@ -6,11 +6,12 @@
 The labels mark every resource element and pulse that is transmitted, however weak. This asks
 the features, not a model: a pixel is *visible* when its mean or its peak channel is above
 the 99th percentile of the same channel over the frame's noise-labelled pixels away from any
-signal (so about 2 % of clean noise pixels are "visible" too). Below 0 dB in-band most signal pixels are not, and a model
-can label them only from context (a carrier's extent, a radar's PRI ladder) or not at all;
-the *visibility oracle* (every visible pixel given its true class, every other pixel noise)
-shows what per-pixel evidence alone would score. It is not a bound on a network, which sees
-neighbourhoods, but it says where the labels ask for more than a cell holds.
+signal (so about 2 % of clean noise pixels are "visible" too). Below 0 dB in-band most signal
+pixels are not, and a model can label them only from context (a carrier's extent, a radar's
+PRI ladder) or not at all; the *visibility oracle* (every visible pixel given its true class,
+every other pixel noise) shows what per-pixel evidence alone would score. It is not a bound on
+a network, which sees neighbourhoods, but it says where the labels ask for more than a cell
+holds.
 
 Two binnings: by the frame's SNR (the mean of its signals' in-band SNRs, as Fig. 2 of
 docs/RESULTS.md), and by the in-band SNR of the strongest signal of the pixel's own class.
