@@ -14,7 +14,9 @@ a network, which sees neighbourhoods, but it says where the labels ask for more 
 holds.
 
 Two binnings: by the frame's SNR (the mean of its signals' in-band SNRs, as Fig. 2 of
-docs/RESULTS.md), and by the in-band SNR of the strongest signal of the pixel's own class.
+docs/RESULTS.md), and by the in-band SNR of the strongest signal of the pixel's own class;
+then radar by kind where the frame's strongest radar is >= 15 dB in-band (as
+benchmarks/radar_recall.py splits a model's recall).
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ def main() -> None:
     by_frame = np.zeros((n_bins, n_cls, 2), np.int64)   # labelled, visible
     by_class = np.zeros((n_bins, n_cls, 2), np.int64)
     oracle = np.zeros((n_bins, n_cls, n_cls), np.int64)
+    radar_kinds: dict[str, np.ndarray] = {}             # kind -> labelled, visible
     skipped = 0
     for i in range(min(args.frames, len(ds))):
         feats, labels, _ = ds[i]
@@ -89,6 +92,10 @@ def main() -> None:
             bc = _bin(max(snrs)) if snrs else None
             if bc is not None:
                 by_class[bc, c] += counts
+            radars = [s for s in meta["signals"] if s["kind"] == "radar"]
+            if c == KINDS["radar"] and max(s["snr_db"] for s in radars) >= 15:
+                kind = max(radars, key=lambda s: s["snr_db"])["params"]["kind"]
+                radar_kinds.setdefault(kind, np.zeros(2, np.int64))[:] += counts
 
     def pct(num, den):
         return f"{100 * num / den:5.1f}" if den else "    -"
@@ -120,6 +127,9 @@ def main() -> None:
                  for n, v in by_class[b, 1:]]
         if any(n for n, _ in by_class[b, 1:]):
             print(f"{band(b):>9} " + " ".join(f"{c:>15}" for c in cells))
+    print("\nradar >= 15 dB in-band, by the strongest radar's kind: % visible (labelled pixels)")
+    for kind, (n, v) in sorted(radar_kinds.items()):
+        print(f"{kind:>9} {pct(v, n)} ({n})")
 
 
 if __name__ == "__main__":
