@@ -66,3 +66,26 @@ def test_pixel_evidence_sees_strong_pixels_and_not_weak_ones():
     assert visible[100:110, 70:90].mean() < 0.1
     assert visible[labels == 0].mean() < 0.05
     assert pe.visible_mask(feats, np.ones_like(labels), 0, 255) is None  # no noise to refer to
+
+
+def test_carrier_vote_gives_each_column_or_run_one_carrier_class():
+    """NR/LTE pixels take their column's (or their run of columns') more probable carrier
+    class; noise and radar pixels, and so detection, are left as they were."""
+    cv = _load("carrier_vote")
+    NOISE, NR, LTE, RADAR = range(4)
+    truth = np.array([[NR, NR, NOISE, NR, LTE, LTE],
+                      [NR, NR, NOISE, NR, LTE, LTE],
+                      [LTE, LTE, NOISE, NR, LTE, LTE],
+                      [RADAR, RADAR, NOISE, LTE, LTE, LTE]])
+    probs = np.full((4, 4, 6), 0.05)
+    np.put_along_axis(probs, truth[None], 0.85, axis=0)
+    logp = np.log(probs)
+    # Columns 0-1 and 3-5 are two runs (column 2 is noise between them).
+    by_column, by_run = cv.vote(logp, "column"), cv.vote(logp, "run")
+    assert (by_column[:3, :2] == NR).all() and (by_column[:, 3] == NR).all()
+    assert (by_column[:, 4:] == LTE).all()
+    assert (by_run[:3, :2] == NR).all() and (by_run[:, 3:] == LTE).all()
+    for voted in (by_column, by_run):
+        assert (voted[3, :2] == RADAR).all() and (voted[:, 2] == NOISE).all()
+    with pytest.raises(ValueError, match="column or run"):
+        cv.vote(logp, "row")
