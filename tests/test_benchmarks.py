@@ -89,3 +89,16 @@ def test_carrier_vote_gives_each_column_or_run_one_carrier_class():
         assert (voted[3, :2] == RADAR).all() and (voted[:, 2] == NOISE).all()
     with pytest.raises(ValueError, match="column or run"):
         cv.vote(logp, "row")
+
+
+def test_extent_oracle_paints_whole_carrier_columns():
+    """The extent oracle fills every row of each column a carrier class labels and keeps
+    radar as labelled, so it finds every carrier pixel and pays only in false alarms."""
+    pe = _load("pixel_evidence")
+    labels = np.zeros((8, 8), np.uint8)
+    labels[::2, 1:3] = 1                       # NR in every other row (TDD)
+    labels[3, 5:7] = 2                         # LTE in one row
+    labels[6, 0] = 3                           # a radar pulse
+    out = pe.extent_oracle(labels)
+    assert (out[:, 1:3] == 1).all() and (out[:, 5:7] == 2).all()
+    assert out[6, 0] == 3 and (out[:, [0, 3, 4, 7]][labels[:, [0, 3, 4, 7]] == 0] == 0).all()
