@@ -108,10 +108,12 @@ def main() -> None:
             bc = _bin(max(snrs)) if snrs else None
             if bc is not None:
                 by_class[bc, c] += counts
-            radars = [s for s in meta["signals"] if s["kind"] == "radar"]
-            if c == KINDS["radar"] and max(s["snr_db"] for s in radars) >= 15:
-                kind = max(radars, key=lambda s: s["snr_db"])["params"]["kind"]
-                radar_kinds.setdefault(kind, np.zeros(2, np.int64))[:] += counts
+            if c == KINDS["radar"]:
+                strongest = max((s for s in meta["signals"] if s["kind"] == "radar"),
+                                key=lambda s: s["snr_db"])
+                if strongest["snr_db"] >= 15:
+                    kind = strongest["params"]["kind"]
+                    radar_kinds.setdefault(kind, np.zeros(2, np.int64))[:] += counts
 
     def pct(num, den):
         return f"{100 * num / den:5.1f}" if den else "    -"
