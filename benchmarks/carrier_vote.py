@@ -20,7 +20,7 @@ import argparse
 
 import numpy as np
 
-NR, LTE = 1, 2
+from gr_specdiff import LTE, NR
 
 
 def vote(logp: np.ndarray, per: str) -> np.ndarray:

@@ -29,8 +29,9 @@ import argparse
 
 import numpy as np
 
+from gr_specdiff import LTE, NR, RADAR
+
 EDGES = (-10, -5, 0, 5, 10, 15, 20, 30, 50)
-KINDS = {"NR": 1, "LTE": 2, "radar": 3}
 #: Noise pixels this close to a signal label (rows or columns) carry its window leakage and
 #: filter skirts: the noise reference leaves them out.
 GUARD = 8
@@ -58,7 +59,7 @@ def visible_mask(feats: np.ndarray, labels: np.ndarray, noise_class: int, ignore
     return ((feats[0] > mean_t) | (feats[1] > peak_t)) & (labels != ignore)
 
 
-def extent_oracle(labels: np.ndarray, carriers=(1, 2), radar: int = 3) -> np.ndarray:
+def extent_oracle(labels: np.ndarray, carriers=(NR, LTE), radar: int = RADAR) -> np.ndarray:
     """Each carrier class painted over every row of the columns it labels; radar as labelled
     (the generator never puts two carrier classes in one column)."""
     out = np.zeros_like(labels)
@@ -76,6 +77,7 @@ def main() -> None:
     from gr_specdiff import CLASSES, IGNORE, NOISE
     from gr_specdiff.data.dataset import SpectrumDataset
     from gr_specdiff.evaluate import confusion_matrix, frame_snr, metrics_from_confusion
+    from gr_specdiff.scene.labels import CLASS_INDEX
 
     ds = SpectrumDataset(args.data)
     n_bins, n_cls = len(EDGES) - 1, len(CLASSES)
@@ -104,11 +106,11 @@ def main() -> None:
                 continue
             counts = (own.sum(), (own & visible).sum())
             by_frame[b, c] += counts
-            snrs = [s["snr_db"] for s in meta["signals"] if KINDS.get(s["kind"]) == c]
+            snrs = [s["snr_db"] for s in meta["signals"] if CLASS_INDEX.get(s["kind"]) == c]
             bc = _bin(max(snrs)) if snrs else None
             if bc is not None:
                 by_class[bc, c] += counts
-            if c == KINDS["radar"]:
+            if c == RADAR:
                 strongest = max((s for s in meta["signals"] if s["kind"] == "radar"),
                                 key=lambda s: s["snr_db"])
                 if strongest["snr_db"] >= 15:
