@@ -23,7 +23,7 @@
 # (2026-12-02 to 2026-12-07) are
 #   STAGE1=runs/default_ft/export/specdiff_default_v1.yaml RUN2=runs/default_v2 \
 #     scripts/train_default.sh
-# i.e. stage 2 repeated once more on the regenerated data (stage 3, docs/RESULTS.md) and then
+# i.e. stage 2 repeated once more on the regenerated data (stage 3, docs/TRAINING_LOG.md) and then
 # polished with recycling (stages 4 and 5), then trained on twice the data (stage 6), on
 # 32,000 frames (stage 7) and on those frames flipped (stage 8), then widened (stage 9) and
 # trained on from a restarted schedule, twice (stages 10 and 11), then its denoiser widened
@@ -54,7 +54,7 @@ if [ -z "${STAGE2:-}" ]; then
 fi
 # Stages 4 and 5: short low-LR runs that also train later sampler steps on the model's own
 # first estimate (loss.recycle_fraction). Their final checkpoints are kept: on the whole
-# 200-frame validation split each beat the 64-frame validation's pick (docs/RESULTS.md).
+# 200-frame validation split each beat the 64-frame validation's pick (docs/TRAINING_LOG.md).
 run4=${RUN4:-runs/polish_recycle}
 train --config polish_recycle --out "$run4" --steps "${STEPS4:-3000}" \
   $(start "$run4" --init-from "$stage2")

@@ -287,7 +287,7 @@ class Refine(nn.Module):
     guess. Two 3x3 ``C_3`` layers read the logits beside the input image at full resolution
     and add a correction. The output layer starts at zero, so a model fine-tuned from one
     without it starts as that model. Measured from the shipped model: no gain over a control
-    fine-tuning without it (docs/RESULTS.md, the stage 9 candidate), so it ships off.
+    fine-tuning without it (docs/TRAINING_LOG.md, the stage 9 candidate), so it ships off.
     """
 
     def __init__(self, in_channels: int, n_classes: int, width: int):
