@@ -17,10 +17,12 @@ resource elements are invisible, a model can at best find the carriers, and this
 finding them perfectly scores: every carrier pixel found (accuracy 100 %), IoU paid for the
 unscheduled ones.
 
-Two binnings: by the frame's SNR (the mean of its signals' in-band SNRs, as Fig. 2 of
-docs/RESULTS.md), and by the in-band SNR of the strongest signal of the pixel's own class;
-then radar by kind where the frame's strongest radar is >= 15 dB in-band (as
-benchmarks/radar_recall.py splits a model's recall).
+Three binnings: by the frame's SNR (the mean of its signals' in-band SNRs, as Fig. 2 of
+docs/RESULTS.md), by the in-band SNR of the strongest signal of the pixel's own class, and by
+sample rate (where a 40 ms frame holds fewer samples, a cell averages fewer FFTs and its noise
+is rougher: the HackRF-class gap of docs/RESULTS.md, "Per sample rate"); then radar by kind
+where the frame's strongest radar is >= 15 dB in-band (as benchmarks/radar_recall.py splits a
+model's recall).
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ def main() -> None:
     oracle = np.zeros((n_bins, n_cls, n_cls), np.int64)
     extent = np.zeros((n_bins, n_cls, n_cls), np.int64)
     radar_kinds: dict[str, np.ndarray] = {}             # kind -> labelled, visible
+    by_rate: dict[float, dict[str, np.ndarray]] = {}    # rate -> the by-frame sums, all SNRs
     skipped = 0
     for i in range(min(args.frames, len(ds))):
         feats, labels, _ = ds[i]
@@ -98,14 +101,24 @@ def main() -> None:
             skipped += 1
             continue
         frames[b] += 1
-        oracle[b] += confusion_matrix(np.where(visible, labels, NOISE), labels)
-        extent[b] += confusion_matrix(extent_oracle(labels), labels)
+        vis_cm = confusion_matrix(np.where(visible, labels, NOISE), labels)
+        ext_cm = confusion_matrix(extent_oracle(labels), labels)
+        oracle[b] += vis_cm
+        extent[b] += ext_cm
+        rate = by_rate.setdefault(float(meta["sample_rate"]), {
+            "frames": np.zeros(1, np.int64), "seen": np.zeros((n_cls, 2), np.int64),
+            "oracle": np.zeros((n_cls, n_cls), np.int64),
+            "extent": np.zeros((n_cls, n_cls), np.int64)})
+        rate["frames"] += 1
+        rate["oracle"] += vis_cm
+        rate["extent"] += ext_cm
         for c in range(1, n_cls):
             own = labels == c
             if not own.any():
                 continue
             counts = (own.sum(), (own & visible).sum())
             by_frame[b, c] += counts
+            rate["seen"][c] += counts
             snrs = [s["snr_db"] for s in meta["signals"] if CLASS_INDEX.get(s["kind"]) == c]
             bc = _bin(max(snrs)) if snrs else None
             if bc is not None:
@@ -150,6 +163,11 @@ def main() -> None:
                  for n, v in by_class[b, 1:]]
         if any(n for n, _ in by_class[b, 1:]):
             print(f"{band(b):>9} " + " ".join(f"{c:>15}" for c in cells))
+    print("\nby sample rate (all SNRs): as the first table")
+    print(f"{'MS/s':>9} {'frames':>6} {'NR':>6} {'LTE':>6} {'radar':>6} {'visibility':>11} "
+          f"{'extent':>7} {'NR / LTE':>12}")
+    for fs, r in sorted(by_rate.items(), reverse=True):
+        row(f"{fs / 1e6:g}", int(r["frames"][0]), r["seen"][1:], r["oracle"], r["extent"])
     print("\nradar >= 15 dB in-band, by the strongest radar's kind: % visible (labelled pixels)")
     for kind, (n, v) in sorted(radar_kinds.items()):
         print(f"{kind:>9} {pct(v, n)} ({n})")
