@@ -15,10 +15,12 @@
 #                                stages 10 and 11 (polish_widen, stage 9 from a restarted
 #                                schedule, 8,000 steps, then once more for 5,000), stage 12
 #                                (widen_denoiser, stage 11 with a wider denoiser, 4,500 steps
-#                                on all 32,000 frames; ships as models/specdiff_default),
+#                                on all 32,000 frames), stage 13 (restart_default, then
+#                                restart_default2: stage 12's recipe restarted twice on
+#                                train_big; ships as models/specdiff_default),
 #                                exports, evaluation on data/test
 # STAGE1=models/specdiff_lite.yaml skips stage 1 and fine-tunes that model instead;
-# RUN2, RUN4, ..., RUN11, RUN12=runs/<name> put those runs elsewhere.
+# RUN2, RUN4, ..., RUN12, RUN13A, RUN13=runs/<name> put those runs elsewhere.
 # STAGE2=<export.yaml> skips stage 2 too and polishes that model. The shipped models
 # (2026-12-02 to 2026-12-07) are
 #   STAGE1=runs/default_ft/export/specdiff_default_v1.yaml RUN2=runs/default_v2 \
@@ -27,7 +29,7 @@
 # polished with recycling (stages 4 and 5), then trained on twice the data (stage 6), on
 # 32,000 frames (stage 7) and on those frames flipped (stage 8), then widened (stage 9) and
 # trained on from a restarted schedule, twice (stages 10 and 11), then its denoiser widened
-# (stage 12).
+# (stage 12) and that restarted twice more (stage 13).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Short OpenMP spin before sleeping: with libgomp's default spin, 2 threads on 2 shared cores
@@ -92,8 +94,15 @@ train --config polish_widen --steps 5000 --out "$run11" \
 # on from one more restarted schedule on all 32,000 frames for 4,500 steps.
 run12=${RUN12:-runs/widen_denoiser}
 train --config widen_denoiser --out "$run12" $(start "$run12" --init-from "$run11/checkpoint.pt")
+# Stage 13: stage 12's recipe restarted twice on train_big, on other batches each time.
+run13a=${RUN13A:-runs/restart_default}
+train --config restart_default --out "$run13a" \
+  $(start "$run13a" --init-from "$run12/checkpoint.pt")
+run13=${RUN13:-runs/restart_default2}
+train --config restart_default2 --out "$run13" \
+  $(start "$run13" --init-from "$run13a/checkpoint.pt")
 # Export, measure on the test split, export again with the measurements in the model card:
-# lite stage L9 ships as specdiff_lite (the lighter CPU model), stage 12 as specdiff_default.
+# lite stage L9 ships as specdiff_lite (the lighter CPU model), stage 13 as specdiff_default.
 ship() {  # RUN NAME
   local out=models/$2
   .venv/bin/specdiff export --checkpoint "$1/checkpoint.pt" --steps 1 --out "$out"
@@ -103,4 +112,4 @@ ship() {  # RUN NAME
     --metrics "$1/eval/metrics.json"
 }
 ship "$run8l" specdiff_lite
-ship "$run12" specdiff_default
+ship "$run13" specdiff_default
