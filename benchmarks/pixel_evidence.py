@@ -89,7 +89,7 @@ def main() -> None:
     oracle = np.zeros((n_bins, n_cls, n_cls), np.int64)
     extent = np.zeros((n_bins, n_cls, n_cls), np.int64)
     radar_kinds: dict[str, np.ndarray] = {}             # kind -> labelled, visible
-    by_rate: dict[float, dict[str, np.ndarray]] = {}    # rate -> the by-frame sums, all SNRs
+    by_rate: dict[float, dict] = {}                     # rate -> the by-frame sums, all SNRs
     skipped = 0
     for i in range(min(args.frames, len(ds))):
         feats, labels, _ = ds[i]
@@ -106,7 +106,7 @@ def main() -> None:
         oracle[b] += vis_cm
         extent[b] += ext_cm
         rate = by_rate.setdefault(float(meta["sample_rate"]), {
-            "frames": np.zeros(1, np.int64), "seen": np.zeros((n_cls, 2), np.int64),
+            "frames": 0, "seen": np.zeros((n_cls, 2), np.int64),
             "oracle": np.zeros((n_cls, n_cls), np.int64),
             "extent": np.zeros((n_cls, n_cls), np.int64)})
         rate["frames"] += 1
@@ -167,7 +167,7 @@ def main() -> None:
     print(f"{'MS/s':>9} {'frames':>6} {'NR':>6} {'LTE':>6} {'radar':>6} {'visibility':>11} "
           f"{'extent':>7} {'NR / LTE':>12}")
     for fs, r in sorted(by_rate.items(), reverse=True):
-        row(f"{fs / 1e6:g}", int(r["frames"][0]), r["seen"][1:], r["oracle"], r["extent"])
+        row(f"{fs / 1e6:g}", r["frames"], r["seen"][1:], r["oracle"], r["extent"])
     print("\nradar >= 15 dB in-band, by the strongest radar's kind: % visible (labelled pixels)")
     for kind, (n, v) in sorted(radar_kinds.items()):
         print(f"{kind:>9} {pct(v, n)} ({n})")
