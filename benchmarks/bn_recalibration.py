@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
 
 def recalibrate(model, pipe, ds, frames: int, batch: int = 8, seed: int = 0) -> None:
     """Reset every BatchNorm2d of ``model`` and re-measure it on ``frames`` frames of ``ds``
@@ -47,24 +45,22 @@ def recalibrate(model, pipe, ds, frames: int, batch: int = 8, seed: int = 0) -> 
 
 
 def score(pipe, ds, frames: int | None) -> dict:
-    """Mean accuracy and IoU of ``pipe`` on the first ``frames`` of ``ds``."""
+    """The evaluation's metrics (``gr_specdiff.evaluate``) of ``pipe`` on the first ``frames``
+    of ``ds``."""
     import torch
 
-    from gr_specdiff.evaluate import confusion_matrix, metrics_from_confusion, predict_dataset
+    from gr_specdiff.evaluate import evaluate
 
     def run(feats):
         with torch.no_grad():
             conf, cls = pipe.probabilities(torch.from_numpy(feats)).max(dim=1)
         return cls.numpy(), conf.numpy()
 
-    n = len(ds) if frames is None else min(frames, len(ds))
-    cm = np.zeros((4, 4), np.int64)
-    for _i, _x, labels, cls in predict_dataset(run, ds, list(range(n))):
-        cm += confusion_matrix(cls, labels)
-    return metrics_from_confusion(cm)
+    return evaluate(run, ds, max_frames=frames)["metrics"]
 
 
 def bn_stats(model) -> dict:
+    """Every BatchNorm2d's running mean and variance (copies), by layer name."""
     import torch
 
     return {name: (m.running_mean.clone(), m.running_var.clone())
