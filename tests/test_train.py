@@ -221,6 +221,37 @@ def test_each_run_logs_to_its_own_file(tmp_path):
     assert log_a.count("INFO training ") == 1
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_cpu_bf16_runs_convolutions_in_bfloat16_where_the_cpu_has_it(tmp_path, monkeypatch,
+                                                                      caplog, native):
+    """``train.cpu_bf16``: the step's convolutions run in bfloat16, the weights stay float32;
+    on a CPU without native bfloat16 the run stays float32 and the log says why."""
+    import gr_specdiff.train as train_mod
+
+    seen: set = set()
+
+    def build_and_watch(cfg):
+        model = build_model(cfg)
+        conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+        conv.register_forward_hook(lambda _m, _i, out: seen.add(out.dtype) if _m.training else None)
+        return model
+
+    monkeypatch.setattr(train_mod, "build_model", build_and_watch)
+    monkeypatch.setattr(train_mod, "cpu_has_native_bf16", lambda: native)
+    cfg = load_config("tiny")
+    cfg["data"].update(dir="synthetic", synthetic_frames=8, val_fraction=0.25)
+    cfg["train"].update(steps=2, val_every=1000, ckpt_every=1000, log_every=1, warmup=1,
+                        cpu_bf16=True)
+    train(cfg, out=tmp_path / "run", progress=False, threads=1)
+    assert seen == ({torch.bfloat16} if native else {torch.float32})
+    ck = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert all(v.dtype != torch.bfloat16 for v in ck["model"].values())
+    assert native or "no native bfloat16" in caplog.text
+    cfg["train"]["cpu_bf16"] = "yes"
+    with pytest.raises(ValueError, match="cpu_bf16"):
+        train(cfg, out=tmp_path / "bad", progress=False, threads=1)
+
+
 def test_t_max_fraction_trains_the_first_sampler_step():
     """``loss.t_max_fraction`` puts that share of the batch at the sampler's first timestep."""
     cfg = load_config("tiny")
