@@ -294,6 +294,28 @@ class qa_segmenter(gr_unittest.TestCase):
                 segmenter(InProcessModel(frame_seconds=FRAME / RATE), samp_rate=RATE,
                           flips="frequency")
 
+    def test_015_precision(self):
+        """Precision bfloat16 reaches the loaded model (float32 where the CPU lacks native
+        bfloat16) and keeps the maps; on an already loaded model it is refused."""
+        from gr_specdiff.model.export import cpu_has_native_bf16
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = export_threshold_model(os.path.join(tmp, "p.ts"), frame_seconds=FRAME / RATE)
+            data = tone_frames(2 * FRAME)
+            _, plain, _, _ = run_segmenter(data, str(path), device="cpu")
+            seg, bf16, _, _ = run_segmenter(data, str(path), device="cpu", precision="bfloat16")
+            self.assertEqual(seg.model.precision,
+                             "bfloat16" if cpu_has_native_bf16() else "float32")
+            self.assertEqual(len(bf16), 2)
+            for a, b in zip(plain, bf16):
+                self.assertTrue(a["class_map"].any())
+                np.testing.assert_array_equal(a["class_map"], b["class_map"])
+            with self.assertRaisesRegex(ValueError, "precision must be one of"):
+                segmenter(str(path), device="cpu", samp_rate=RATE, precision="half")
+            with self.assertRaisesRegex(ValueError, "load_model"):
+                segmenter(InProcessModel(frame_seconds=FRAME / RATE), samp_rate=RATE,
+                          precision="bfloat16")
+
     def test_011_no_busy_loop_while_a_frame_is_in_flight(self):
         """The held last item must not make the scheduler call work() back to back: that
         churn took the GIL ~10,000 times a second from the inference thread (5x slower)."""

@@ -280,3 +280,30 @@ def test_cli_export_again_from_an_exported_model(tmp_path):
                                .module.state_dict()[k], (other[k] + a.module.state_dict()[k]) / 2)
     assert cli_main(["export", "--checkpoint", str(again.with_suffix(".yaml")), "--no-ema",
                      "--out", str(tmp_path / "bad")]) == 2
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_load_model_in_bfloat16_where_the_cpu_has_it(exported, monkeypatch, caplog, native):
+    """``precision='bfloat16'`` runs the model under bfloat16 autocast: the same classes to
+    within rounding, confidences that differ by rounding only; a CPU without native bfloat16
+    stays in float32 and the log says why; an unknown precision is refused by name."""
+    import gr_specdiff.model.export as export
+
+    monkeypatch.setattr(export, "cpu_has_native_bf16", lambda: native)
+    ts, _card = exported
+    x = np.random.default_rng(1).random((2, 3, 64, 64), dtype=np.float32)
+    ref_cls, ref_conf = load_model(ts, device="cpu")(x)
+    with caplog.at_level(logging.WARNING):
+        m = load_model(ts, device="cpu", precision="bfloat16")
+    cls, conf = m(x)
+    assert cls.dtype == np.uint8 and conf.dtype == np.float32
+    if native:
+        assert m.precision == "bfloat16" and "bfloat16" in repr(m)
+        assert not np.array_equal(conf, ref_conf)  # computed in bfloat16, not float32
+        np.testing.assert_allclose(conf, ref_conf, atol=0.05)
+        assert (cls == ref_cls).mean() > 0.9
+    else:
+        assert m.precision == "float32" and "no native bfloat16" in caplog.text
+        np.testing.assert_array_equal(cls, ref_cls)
+    with pytest.raises(ModelLoadError, match="precision must be one of float32, bfloat16"):
+        load_model(ts, device="cpu", precision="float16")

@@ -64,7 +64,7 @@ def test_occupancy_iou():
     assert o["mean"] == pytest.approx((0.5 + 1 / 3) / 2)
 
 
-def test_eval_cli_writes_report(tmp_path):
+def test_eval_cli_writes_report(tmp_path, capsys):
     """`specdiff eval` on a random tiny model and 4 synthetic frames: JSON, Markdown, PNGs."""
     import json
 
@@ -86,6 +86,13 @@ def test_eval_cli_writes_report(tmp_path):
                  "--out", str(tmp_path / "energy")]) == 0
     rep = json.loads((tmp_path / "energy" / "metrics.json").read_text())
     assert 0 <= rep["occupancy_iou"]["mean"] <= 1
+    assert main(["eval", "--model", str(model) + ".ts", "--data", "synthetic", "--frames", "2",
+                 "--precision", "bfloat16", "--out", str(tmp_path / "bf16")]) == 0
+    rep = json.loads((tmp_path / "bf16" / "metrics.json").read_text())
+    assert rep["precision"] in ("bfloat16", "float32")  # float32 on a CPU without bfloat16
+    assert main(["eval", "--model", "energy", "--data", "synthetic", "--frames", "2",
+                 "--precision", "bfloat16", "--out", str(tmp_path / "bad")]) == 1
+    assert "--precision applies to exported models" in capsys.readouterr().err
 
 
 def test_per_snr_bins_keep_noise_free_frames_apart():

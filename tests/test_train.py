@@ -237,7 +237,7 @@ def test_cpu_bf16_runs_convolutions_in_bfloat16_where_the_cpu_has_it(tmp_path, m
         return model
 
     monkeypatch.setattr(train_mod, "build_model", build_and_watch)
-    monkeypatch.setattr(train_mod, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(train_mod.export, "cpu_has_native_bf16", lambda: native)
     cfg = load_config("tiny")
     cfg["data"].update(dir="synthetic", synthetic_frames=8, val_fraction=0.25)
     cfg["train"].update(steps=2, val_every=1000, ckpt_every=1000, log_every=1, warmup=1,

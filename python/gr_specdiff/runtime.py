@@ -74,9 +74,10 @@ def resolve_model_path(path) -> Path:
     return Path(os.path.expanduser(name))
 
 
-def open_model(path, device: str = "auto", flips=()):
-    """Load an exported model (``flips``: test-time views, see ``export.load_model``); errors
-    are ``ValueError`` (``ModelLoadError``) with the path."""
+def open_model(path, device: str = "auto", flips=(), precision: str = "float32"):
+    """Load an exported model (``flips``: test-time views, ``precision``: float32 or
+    bfloat16, see ``export.load_model``); errors are ``ValueError`` (``ModelLoadError``) with
+    the path."""
     if device not in ("auto", "cuda", "cpu"):
         raise ValueError(f"device must be auto, cuda or cpu, got {device!r}")
     from gr_specdiff.model.export import load_model, model_files
@@ -86,7 +87,7 @@ def open_model(path, device: str = "auto", flips=()):
         raise ValueError(
             f"model file {p} does not exist: pass a model path (e.g. models/<name>.ts made by "
             "`specdiff export`) or set $GR_SPECDIFF_MODELS")
-    return load_model(p, device=device, flips=parse_flips(flips))
+    return load_model(p, device=device, flips=parse_flips(flips), precision=precision)
 
 
 def parse_flips(flips) -> tuple[str, ...]:

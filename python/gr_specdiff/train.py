@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gr_specdiff import IGNORE, __version__
+from gr_specdiff.model import export
 from gr_specdiff.model.diffusion import NoiseSchedule
 from gr_specdiff.model.factory import (
     build_model,
@@ -637,10 +638,6 @@ def validate(model: nn.Module, cfg: dict, ds, indices, device, batch: int = 8) -
 # ----------------------------------------------------------------------------- loop
 
 
-def cpu_has_native_bf16() -> bool:
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
 def cpu_bfloat16(requested, dev: torch.device) -> bool:
     """Whether ``train.cpu_bf16`` runs CPU steps under bfloat16 autocast.
 
@@ -652,7 +649,7 @@ def cpu_bfloat16(requested, dev: torch.device) -> bool:
         raise ValueError(f"train.cpu_bf16: {requested!r}; use true or false")
     if not requested or dev.type != "cpu":
         return False
-    if not cpu_has_native_bf16():
+    if not export.cpu_has_native_bf16():
         log.warning("train.cpu_bf16: this CPU has no native bfloat16; training in float32")
         return False
     return True

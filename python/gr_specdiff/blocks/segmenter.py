@@ -95,7 +95,7 @@ class segmenter(gr.basic_block):
     def __init__(self, model_path="", device="auto", samp_rate=61.44e6, center_freq=0.0,
                  policy="drop", queue_depth=2, frame_seconds=0.0, occupancy=True,
                  passthrough=False, send_confidence=False, strict_rate=True, min_pixels=4,
-                 flips=""):
+                 flips="", precision="float32"):
         # Fixed port layout (GRC port keys must not move): occupancy NR, LTE, radar on
         # ports 0..2, the IQ pass-through on port 3. Outputs are optional, but GNU Radio
         # needs connected outputs to be contiguous (0..k-1).
@@ -115,7 +115,7 @@ class segmenter(gr.basic_block):
         self.strict_rate = bool(strict_rate)
         self.min_pixels = int(min_pixels)
         self.frame_seconds = float(frame_seconds)
-        self.model = self._load(model_path, device, flips)
+        self.model = self._load(model_path, device, flips, precision)
         self.card = dict(getattr(self.model, "card", {}) or {})
         self.sample_rate = float(samp_rate)
         self.center_freq = float(center_freq)
@@ -166,11 +166,12 @@ class segmenter(gr.basic_block):
                 self.set_min_output_buffer(port, 8192)
 
     # ------------------------------------------------------------------ set-up
-    def _load(self, model_path, device, flips):
+    def _load(self, model_path, device, flips, precision):
         if callable(model_path) and hasattr(model_path, "card"):
-            if rt.parse_flips(flips):
-                raise ValueError("segmenter: flips apply when the block loads its model; "
-                                 "load this one with load_model(..., flips=...)")
+            if rt.parse_flips(flips) or precision != "float32":
+                raise ValueError("segmenter: flips and precision apply when the block loads "
+                                 "its model; load this one with load_model(..., flips=..., "
+                                 "precision=...)")
             return model_path  # an already loaded model (tests, benchmarks)
         if device == "cuda":
             import torch
@@ -184,8 +185,10 @@ class segmenter(gr.basic_block):
 
             if not torch.cuda.is_available():
                 self.logger.warn("device auto: no CUDA device, the model runs on the CPU")
-        model = rt.open_model(model_path, device=device, flips=flips)
+        model = rt.open_model(model_path, device=device, flips=flips, precision=precision)
         views = f", flips {'+'.join(model.flips)}" if getattr(model, "flips", None) else ""
+        if getattr(model, "precision", "float32") != "float32":
+            views += f", {model.precision}"
         self.logger.info(f"model {rt.resolve_model_path(model_path)} on "
                          f"{getattr(model, 'device', device)}{views}")
         if str(getattr(model, "device", "cpu")) == "cpu":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from gr_specdiff.commands import add_flips_argument
+from gr_specdiff.commands import add_flips_argument, add_precision_argument
 
 
 def register(subparsers) -> None:
@@ -26,6 +26,7 @@ def register(subparsers) -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--device", default="auto")
     add_flips_argument(p)
+    add_precision_argument(p)
     p.add_argument("--checkpoint", default=None,
                    help="checkpoint for the accuracy-vs-steps sweep (default: the card's)")
     p.add_argument("--sweep-steps", type=int, nargs="*", default=[1, 2, 3, 5, 10],
@@ -74,6 +75,9 @@ def _main(args: argparse.Namespace) -> int:
     flips = list(parse_flips(args.flips))  # test-time views; an export adds its own below
     rate_channel = False  # does the model take the sample-rate plane (model_input)?
     energy = args.model == "energy"
+    if args.precision != "float32" and (energy or model_path.suffix == ".pt"):
+        raise ValueError("--precision applies to exported models (.ts/.yaml): export the "
+                         "checkpoint with `specdiff export` first")
     if energy:
         from gr_specdiff.model.baselines import EnergyDetector
 
@@ -92,7 +96,7 @@ def _main(args: argparse.Namespace) -> int:
         ckpt_path = ckpt_path or str(model_path)
         name = model_path.stem
     else:
-        em = load_model(model_path, device=device, flips=flips)
+        em = load_model(model_path, device=device, flips=flips, precision=args.precision)
         run = em
         rate_channel = em.rate_channel
         steps = em.card.get("sampler", {}).get("steps")
@@ -102,7 +106,8 @@ def _main(args: argparse.Namespace) -> int:
     ds = open_dataset(args.data, rate_channel=rate_channel)
     shape = tuple(ds[0][0].shape)
     report = evaluate(run, ds, max_frames=args.frames, batch=args.batch)
-    report.update(model=str(args.model), data=str(args.data), steps=steps, flips=flips)
+    report.update(model=str(args.model), data=str(args.data), steps=steps, flips=flips,
+                  precision=getattr(run, "precision", "float32"))
     report["latency"] = {"batch": 1, "device": str(device),
                          "ms_per_frame": measure_latency(run, shape, batch=1)}
     report["latency_batched"] = {"batch": args.batch,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 
-from gr_specdiff.commands import add_flips_argument
+from gr_specdiff.commands import add_flips_argument, add_precision_argument
 
 
 def register(subparsers):
@@ -29,6 +29,7 @@ def register(subparsers):
     p.add_argument("--model", default="", help="model .ts (default: models/specdiff_default.ts)")
     p.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
     add_flips_argument(p)
+    add_precision_argument(p)
     p.add_argument("--queue-depth", type=int, default=2)
     p.add_argument("--history", type=int, default=4, help="frames shown in the waterfall")
     p.add_argument("--seconds", type=float, default=0.0, help="quit after N seconds (0: never)")
@@ -78,7 +79,7 @@ def build(args):
         title = f"SpecDiff: synthetic scene ({args.mix})"
     seg = segmenter(args.model, device=args.device, samp_rate=0 if args.recording else rate,
                     center_freq=fc, policy="drop", queue_depth=args.queue_depth,
-                    occupancy=False, flips=args.flips)
+                    occupancy=False, flips=args.flips, precision=args.precision)
     wf = waterfall_sink(title=title, history=args.history)
     head.set_min_output_buffer(1 << 18)  # large chunks for the Python segmenter
     tb.connect(head, seg)

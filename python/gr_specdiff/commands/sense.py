@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from gr_specdiff.commands import add_flips_argument
+from gr_specdiff.commands import add_flips_argument, add_precision_argument
 
 FORMATS = ("cf32_le", "ci16_le", "ci8", "cu8")
 
@@ -27,6 +27,7 @@ def register(subparsers):
     p.add_argument("--model", default="", help="model .ts (default: models/specdiff_default.ts)")
     p.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
     add_flips_argument(p)
+    add_precision_argument(p)
     p.add_argument("--out", default="out/sense", help="output directory (default: out/sense)")
     p.add_argument("--rate", type=float, default=0.0, help="raw files: sample rate in S/s")
     p.add_argument("--format", default="", choices=("",) + FORMATS,
@@ -100,7 +101,7 @@ class _Collector:
 
 def analyse(recording, model="", device="auto", out_dir="out/sense", rate=0.0, fmt="",
             freq=0.0, png_frames=8, min_pixels=4, strict_rate=True, max_rows=40, log=print,
-            flips=""):
+            flips="", precision="float32"):
     """Run the headless flowgraph; returns a summary dict (frames, detections, paths)."""
     import time
 
@@ -118,7 +119,7 @@ def analyse(recording, model="", device="auto", out_dir="out/sense", rate=0.0, f
     seg = segmenter(model, device=device, samp_rate=src.samp_rate,
                     center_freq=src.center_freq, policy="block", queue_depth=2,
                     occupancy=False, strict_rate=strict_rate, min_pixels=min_pixels,
-                    flips=flips)
+                    flips=flips, precision=precision)
     meta_out = out / f"{name}.sigmf-meta"
     if meta_out.resolve() == rec.with_suffix(".sigmf-meta").resolve():
         raise ValueError(f"--out {out} would overwrite the recording's own metadata; "
@@ -190,6 +191,6 @@ def run(args) -> int:
         print(f"no recording given: analysing the embedded default scene {rec}")
     analyse(rec, args.model, args.device, args.out, args.rate, args.format, args.freq,
             args.png_frames, args.min_pixels, not args.no_strict_rate, args.max_rows,
-            flips=args.flips)
+            flips=args.flips, precision=args.precision)
     sys.stdout.flush()
     return 0

@@ -41,8 +41,31 @@ REQUIRED_CARD_KEYS = (
 )
 
 
+#: What an exported model can compute in: float32 (as trained and measured) or bfloat16
+#: (``torch.autocast``: convolutions in bfloat16, faster where the CPU has native bfloat16).
+PRECISIONS = ("float32", "bfloat16")
+
+
 class ModelLoadError(ValueError):
     """A model file is missing, corrupt, or does not match its card / this package."""
+
+
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX: without them bfloat16 is emulated and slower than float32."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``precision`` checked; bfloat16 on a CPU without native bfloat16 falls back to float32
+    with a warning (it would run slower, not faster)."""
+    if precision not in PRECISIONS:
+        raise ModelLoadError(f"precision must be one of {', '.join(PRECISIONS)}, "
+                             f"got {precision!r}")
+    if precision == "bfloat16" and device.type == "cpu" and not cpu_has_native_bf16():
+        log.warning("precision bfloat16: this CPU has no native bfloat16 (AVX512-BF16/AMX), "
+                    "where it runs slower than float32; running in float32")
+        return "float32"
+    return precision
 
 
 def sha256_file(path: str | Path) -> str:
@@ -156,10 +179,13 @@ class ExportedModel:
     """A loaded TorchScript model plus its card; call it with its input ``(B,)C x 256 x 256``:
     the spectrogram features, plus the rate plane for a rate-conditioned model
     (:meth:`input` builds it). ``flips``: the test-time flips it runs with, those baked into
-    the file (its card's ``sampler.flips``) and those added at load time."""
+    the file (its card's ``sampler.flips``) and those added at load time. ``precision``:
+    ``float32`` or ``bfloat16`` (autocast around every call, :data:`PRECISIONS`)."""
 
-    def __init__(self, module: torch.nn.Module, card: dict, device: torch.device, flips=()):
+    def __init__(self, module: torch.nn.Module, card: dict, device: torch.device, flips=(),
+                 precision: str = "float32"):
         self.module = module
+        self.precision = resolve_precision(precision, device)
         self.flips = list((card.get("sampler") or {}).get("flips") or []) + list(flips)
         self.card = card
         self.device = device
@@ -172,6 +198,8 @@ class ExportedModel:
 
     def __repr__(self) -> str:
         views = f", flips={self.flips}" if self.flips else ""
+        if self.precision != "float32":
+            views += f", precision={self.precision}"
         return f"ExportedModel({self.name!r}, device={self.device}{views})"
 
     def input(self, features, sample_rate: float):
@@ -201,7 +229,9 @@ class ExportedModel:
             raise ValueError(
                 f"model input must be (B, {c}, H, W) or ({c}, H, W){hint}, got {tuple(x.shape)}")
         x = x.to(self.device, torch.float32)
-        cls, conf = self.module(x)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                            enabled=self.precision == "bfloat16"):
+            cls, conf = self.module(x)
         return (
             cls.to("cpu", torch.uint8).numpy(),
             conf.to("cpu", torch.float32).numpy(),
@@ -228,10 +258,12 @@ def load_card(path: str | Path) -> dict:
 
 
 def load_model(path: str | Path, device: str | torch.device = "auto",
-               flips=()) -> ExportedModel:
+               flips=(), precision: str = "float32") -> ExportedModel:
     """Load ``<stem>.ts`` + ``<stem>.yaml`` (either path given), verifying sha256 and version.
     ``flips`` (``pipeline.FLIPS``) averages the model over flipped views of each frame
     (``pipeline.FlipAveraged``): better maps for one more network pass per view.
+    ``precision`` ``bfloat16`` runs it under bfloat16 autocast: faster on a CPU with native
+    bfloat16, the same maps to within rounding (docs/BENCHMARKS.md measures both).
 
     On CPU this turns on ``torch.set_flush_denormal`` (process-wide): denormal activations in
     nearly-silent feature maps otherwise slow convolutions down by up to 5x.
@@ -277,4 +309,4 @@ def load_model(path: str | Path, device: str | torch.device = "auto",
                 f"{ts_path} was exported before test-time flips existed (no probabilities()); "
                 "re-export it with `specdiff export` to use flips")
         module = FlipAveraged(module, flips).eval()
-    return ExportedModel(module, card, dev, flips)
+    return ExportedModel(module, card, dev, flips, precision)
