@@ -144,6 +144,9 @@ def main(argv=None):
     ap.add_argument("--device", default="auto")
     ap.add_argument("--flips", default="",
                     help="test-time flips of the model: frequency or frequency+time")
+    ap.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
+                    help="the model's precision (bfloat16: autocast, on a CPU with native "
+                         "bfloat16)")
     ap.add_argument("--skip-front-end", action="store_true",
                     help="only the model rows (the front end does not depend on the model)")
     ap.add_argument("--skip-pipeline", action="store_true")
@@ -163,10 +166,11 @@ def main(argv=None):
                         "--config", "lite", "--out", model_path], check=True,
                        stdout=subprocess.DEVNULL)
         model_path += ".ts"
-    model = open_model(model_path, args.device, flips=args.flips)
+    model = open_model(model_path, args.device, flips=args.flips, precision=args.precision)
     model.warm_up()  # as the segmenter does when it loads a model itself
     native = sg.native_available() if hasattr(sg, "native_available") else False
     views = f", flips {'+'.join(model.flips)}" if model.flips else ""
+    views += f", {model.precision}"
     print(f"model {model_path} on {model.device}{views}; front end "
           f"{'native' if native else 'numpy'}; {os.cpu_count()} CPU(s)")
     print()
