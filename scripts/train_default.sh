@@ -17,10 +17,12 @@
 #                                (widen_denoiser, stage 11 with a wider denoiser, 4,500 steps
 #                                on all 32,000 frames), stage 13 (restart_default, then
 #                                restart_default2: stage 12's recipe restarted twice on
-#                                train_big; ships as models/specdiff_default),
+#                                train_big), stage 14 (restart_bf16, then restart_bf16_2:
+#                                stage 13 restarted twice more in bfloat16; the uniform soup
+#                                of stage 13 and those two ships as models/specdiff_default),
 #                                exports, evaluation on data/test
 # STAGE1=models/specdiff_lite.yaml skips stage 1 and fine-tunes that model instead;
-# RUN2, RUN4, ..., RUN12, RUN13A, RUN13=runs/<name> put those runs elsewhere.
+# RUN2, RUN4, ..., RUN12, RUN13A, RUN13, RUN14A, RUN14=runs/<name> put those runs elsewhere.
 # STAGE2=<export.yaml> skips stage 2 too and polishes that model. The shipped models
 # (2026-12-02 to 2026-12-07) are
 #   STAGE1=runs/default_ft/export/specdiff_default_v1.yaml RUN2=runs/default_v2 \
@@ -29,7 +31,8 @@
 # polished with recycling (stages 4 and 5), then trained on twice the data (stage 6), on
 # 32,000 frames (stage 7) and on those frames flipped (stage 8), then widened (stage 9) and
 # trained on from a restarted schedule, twice (stages 10 and 11), then its denoiser widened
-# (stage 12) and that restarted twice more (stage 13).
+# (stage 12) and that restarted twice more (stage 13), twice more again in bfloat16 and
+# averaged with stage 13 (stage 14).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Short OpenMP spin before sleeping: with libgomp's default spin, 2 threads on 2 shared cores
@@ -103,13 +106,20 @@ train --config restart_default2 --out "$run13" \
   $(start "$run13" --init-from "$run13a/checkpoint.pt")
 # Export, measure on the test split, export again with the measurements in the model card:
 # lite stage L9 ships as specdiff_lite (the lighter CPU model), stage 13 as specdiff_default.
-ship() {  # RUN NAME
-  local out=models/$2
-  .venv/bin/specdiff export --checkpoint "$1/checkpoint.pt" --steps 1 --out "$out"
-  .venv/bin/specdiff eval --model "$out" --data data/test --out "$1/eval" \
-    --checkpoint "$1/checkpoint.pt" --sweep-steps 1 2 3 5 10 --sweep-frames 200
-  .venv/bin/specdiff export --checkpoint "$1/checkpoint.pt" --steps 1 --out "$out" \
-    --metrics "$1/eval/metrics.json"
+run14a=${RUN14A:-runs/restart_bf16}
+train --config restart_bf16 --out "$run14a" \
+  $(start "$run14a" --init-from "$run13/checkpoint.pt")
+run14=${RUN14:-runs/restart_bf16_2}
+train --config restart_bf16_2 --out "$run14" \
+  $(start "$run14" --init-from "$run14a/checkpoint.pt")
+ship() {  # RUN NAME [--average MODEL...]: export (a soup with --average), test eval, card
+  local run=$1 out=models/$2
+  shift 2
+  .venv/bin/specdiff export --checkpoint "$run/checkpoint.pt" --steps 1 --out "$out" "$@"
+  .venv/bin/specdiff eval --model "$out" --data data/test --out "$run/eval" \
+    --checkpoint "$out.yaml" --sweep-steps 1 2 3 5 10 --sweep-frames 200
+  .venv/bin/specdiff export --checkpoint "$run/checkpoint.pt" --steps 1 --out "$out" \
+    --metrics "$run/eval/metrics.json" "$@"
 }
 ship "$run8l" specdiff_lite
-ship "$run13" specdiff_default
+ship "$run14" specdiff_default --average "$run13/checkpoint.pt" "$run14a/checkpoint.pt"

@@ -250,6 +250,14 @@ def test_cli_export_average_is_the_mean_of_the_weights(tmp_path):
         torch.testing.assert_close(got[k], want, msg=k)
     first = "encoder.fs1.conv1.0.weight"
     assert not torch.equal(sds[0][first], sds[1][first])  # two different runs
+    # A soup has no checkpoint of its own: the accuracy-vs-steps sweep (`specdiff eval
+    # --checkpoint`) loads the exported weights and the card's config instead.
+    from gr_specdiff.model.factory import load_trained
+
+    soup, soup_cfg = load_trained(out.with_suffix(".ts"))
+    assert soup_cfg["model"] == cfg["model"] and not soup.training
+    for k, v in soup.state_dict().items():
+        torch.testing.assert_close(v, got[k], msg=k)
     assert cli_main(["export", "--random", "--config", "tiny", "--average",
                      str(tmp_path / "r1.pt"), "--out", str(tmp_path / "bad")]) == 2
 
