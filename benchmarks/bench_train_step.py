@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from gr_specdiff.model.diffusion import NoiseSchedule
+from gr_specdiff.model.export import cpu_has_native_bf16
 from gr_specdiff.model.factory import build_model, diffusion_args, load_config
 from gr_specdiff.train import HybridLoss, SyntheticRectangles, open_dataset
 
@@ -81,7 +82,7 @@ def main() -> None:
         ap.error("--steps: at least 3 (the first is warm-up, the median needs the rest)")
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-    native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    native = cpu_has_native_bf16()
     print(f"CPU: {torch.backends.cpu.get_cpu_capability()}, native bfloat16: {native}, "
           f"{args.threads} threads, batch {args.batch}, torch {torch.__version__}")
     print("| config | mode | first step (s) | median step (s) | speed-up over fp32 |")

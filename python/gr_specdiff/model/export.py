@@ -65,6 +65,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         log.warning("precision bfloat16: this CPU has no native bfloat16 (AVX512-BF16/AMX), "
                     "where it runs slower than float32; running in float32")
         return "float32"
+    if precision == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        log.warning("precision bfloat16: this GPU has no bfloat16; running in float32")
+        return "float32"
     return precision
 
 
