@@ -42,6 +42,8 @@ export GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-20000}
 train() { .venv/bin/specdiff train --threads 2 --no-progress "$@"; }
 # --resume where a run directory holds a checkpoint, else the run's start options.
 start() { if [ -f "$1/checkpoint.pt" ]; then echo --resume; else echo "${@:2}"; fi; }
+# CONFIG RUN FROM: train CONFIG into RUN, resuming it or starting from FROM's weights.
+stage() { train --config "$1" --out "$2" $(start "$2" --init-from "$3"); }
 scripts/make_datasets.sh
 stage1=${STAGE1:-runs/default/export/specdiff_default_stage1.yaml}
 if [ -z "${STAGE1:-}" ]; then
@@ -70,25 +72,24 @@ train --config polish_refine --out "$run5" --steps "${STEPS4:-3000}" \
   $(start "$run5" --init-from "$run4/export/specdiff_default_stage4.yaml")
 # Stage 6: stage 5's recipe on train_big + train_more (24,000 frames), validated at K = 1.
 run6=${RUN6:-runs/polish_more}
-train --config polish_more --out "$run6" $(start "$run6" --init-from "$run5/checkpoint.pt")
+stage polish_more "$run6" "$run5/checkpoint.pt"
 # Stage 7: the same recipe on train_big + train_more + train_more2 (32,000 frames).
 run7=${RUN7:-runs/polish_wide}
-train --config polish_wide --out "$run7" $(start "$run7" --init-from "$run6/checkpoint.pt")
+stage polish_wide "$run7" "$run6/checkpoint.pt"
 # Stage 8: the same recipe and data, each frame mirrored in frequency and/or reversed in time.
 run8=${RUN8:-runs/polish_flip}
-train --config polish_flip --out "$run8" $(start "$run8" --init-from "$run7/checkpoint.pt")
+stage polish_flip "$run8" "$run7/checkpoint.pt"
 # Lite stage L9: stage 8's recipe restarted once more on train_big (the teacher-free control
 # of distill_lite), 4,000 steps: the lite model.
 run8l=${RUN8L:-runs/distill_lite_control}
-train --config distill_lite_control --out "$run8l" \
-  $(start "$run8l" --init-from "$run8/checkpoint.pt")
+stage distill_lite_control "$run8l" "$run8/checkpoint.pt"
 # Stage 9: stage 8 at twice its widths (model.specdiff.widen: it starts computing what stage
 # 8 did), trained on with stage 8's recipe and data for 7,000 steps.
 run9=${RUN9:-runs/widen_flip}
-train --config widen_flip --out "$run9" $(start "$run9" --init-from "$run8/checkpoint.pt")
+stage widen_flip "$run9" "$run8/checkpoint.pt"
 # Stage 10: stage 9's recipe from a restarted LR schedule (peak 3e-4), 8,000 steps.
 run10=${RUN10:-runs/polish_widen}
-train --config polish_widen --out "$run10" $(start "$run10" --init-from "$run9/checkpoint.pt")
+stage polish_widen "$run10" "$run9/checkpoint.pt"
 # Stage 11: the same restart once more, 5,000 steps.
 run11=${RUN11:-runs/polish_widen2}
 train --config polish_widen --steps 5000 --out "$run11" \
@@ -96,22 +97,20 @@ train --config polish_widen --steps 5000 --out "$run11" \
 # Stage 12: stage 11 with its denoiser widened 1.3-1.5x (the same CPU time per frame), trained
 # on from one more restarted schedule on all 32,000 frames for 4,500 steps.
 run12=${RUN12:-runs/widen_denoiser}
-train --config widen_denoiser --out "$run12" $(start "$run12" --init-from "$run11/checkpoint.pt")
+stage widen_denoiser "$run12" "$run11/checkpoint.pt"
 # Stage 13: stage 12's recipe restarted twice on train_big, on other batches each time.
 run13a=${RUN13A:-runs/restart_default}
-train --config restart_default --out "$run13a" \
-  $(start "$run13a" --init-from "$run12/checkpoint.pt")
+stage restart_default "$run13a" "$run12/checkpoint.pt"
 run13=${RUN13:-runs/restart_default2}
-train --config restart_default2 --out "$run13" \
-  $(start "$run13" --init-from "$run13a/checkpoint.pt")
-# Export, measure on the test split, export again with the measurements in the model card:
-# lite stage L9 ships as specdiff_lite (the lighter CPU model), stage 13 as specdiff_default.
+stage restart_default2 "$run13" "$run13a/checkpoint.pt"
+# Stage 14: stage 13 restarted twice more in bfloat16 (train.cpu_bf16), on other batches.
 run14a=${RUN14A:-runs/restart_bf16}
-train --config restart_bf16 --out "$run14a" \
-  $(start "$run14a" --init-from "$run13/checkpoint.pt")
+stage restart_bf16 "$run14a" "$run13/checkpoint.pt"
 run14=${RUN14:-runs/restart_bf16_2}
-train --config restart_bf16_2 --out "$run14" \
-  $(start "$run14" --init-from "$run14a/checkpoint.pt")
+stage restart_bf16_2 "$run14" "$run14a/checkpoint.pt"
+# Export, measure on the test split, export again with the measurements in the model card:
+# lite stage L9 ships as specdiff_lite (the lighter CPU model), stage 14 (the soup of stage
+# 13 and its two restarts in bfloat16) as specdiff_default.
 ship() {  # RUN NAME [--average MODEL...]: export (a soup with --average), test eval, card
   local run=$1 out=models/$2
   shift 2
