@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+from gr_specdiff import PRECISIONS
+
 
 def rss_mb() -> float:
     with open("/proc/self/status") as f:
@@ -144,7 +146,7 @@ def main(argv=None):
     ap.add_argument("--device", default="auto")
     ap.add_argument("--flips", default="",
                     help="test-time flips of the model: frequency or frequency+time")
-    ap.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
+    ap.add_argument("--precision", default="float32", choices=PRECISIONS,
                     help="the model's precision (bfloat16: autocast, on a CPU with native "
                          "bfloat16)")
     ap.add_argument("--skip-front-end", action="store_true",

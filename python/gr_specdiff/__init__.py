@@ -17,6 +17,9 @@ IGNORE = 255
 #: Display colour of each class (RGB 0..255): the same in every plot and the live waterfall.
 CLASS_COLORS = {NOISE: (0, 0, 0), NR: (40, 220, 60), LTE: (40, 140, 255), RADAR: (255, 60, 40)}
 IGNORE_COLOR = (255, 230, 0)
+#: What an exported model can compute in: float32 (as trained and measured) or bfloat16
+#: (``torch.autocast``: convolutions in bfloat16, faster where the CPU has native bfloat16).
+PRECISIONS = ("float32", "bfloat16")
 
 #: GNU Radio blocks re-exported here (GRC: ``import gr_specdiff`` then
 #: ``gr_specdiff.segmenter(...)``), imported on first use so that ``import gr_specdiff`` in

@@ -649,10 +649,7 @@ def cpu_bfloat16(requested, dev: torch.device) -> bool:
         raise ValueError(f"train.cpu_bf16: {requested!r}; use true or false")
     if not requested or dev.type != "cpu":
         return False
-    if not export.cpu_has_native_bf16():
-        log.warning("train.cpu_bf16: this CPU has no native bfloat16; training in float32")
-        return False
-    return True
+    return export.resolve_precision("bfloat16", dev) == "bfloat16"  # warns when it falls back
 
 
 def _lr_at(step: int, base: float, warmup: int, total: int) -> float:

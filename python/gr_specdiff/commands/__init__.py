@@ -9,7 +9,9 @@ modules, so adding a subcommand never touches a shared file.
 
 def add_precision_argument(parser) -> None:
     """``--precision`` as every command that runs an exported model takes it."""
-    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+    from gr_specdiff import PRECISIONS
+
+    parser.add_argument("--precision", choices=PRECISIONS, default="float32",
                         help="bfloat16: the model's convolutions in bfloat16, faster on a CPU "
                              "with native bfloat16 (AVX512-BF16, AMX) for the same maps to "
                              "within rounding (default float32)")

@@ -71,13 +71,12 @@ def _main(args: argparse.Namespace) -> int:
         model = build_model(cfg)
         training = {"checkpoint": None, "note": "random initialisation, NOT trained"}
     elif exported:  # re-export (other K, flips, an average): the card holds config and record
-        from gr_specdiff.model.export import load_model
-        from gr_specdiff.train import initial_weights
+        from gr_specdiff.model.export import load_card
+        from gr_specdiff.model.factory import load_trained
 
-        card = load_model(args.checkpoint, device="cpu").card
-        cfg = load_config(args.config) if args.config else card["training"]["config"]
-        model = build_model(cfg)
-        model.load_state_dict(initial_weights(args.checkpoint, model))
+        card = load_card(args.checkpoint)  # load_trained verifies its sha256 as it loads
+        model, cfg = load_trained(args.checkpoint, load_config(args.config) if args.config
+                                  else None)
         training = {**card["training"],
                     "exported_from": {"path": str(args.checkpoint), "sha256": card["sha256"]}}
     else:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import yaml
 
-from gr_specdiff import CLASSES
+from gr_specdiff import CLASSES, PRECISIONS
 from gr_specdiff import spectrogram as _spec
 from gr_specdiff.runtime import card_rate_channel
 
@@ -39,11 +39,6 @@ REQUIRED_CARD_KEYS = (
     "metrics",
     "sha256",
 )
-
-
-#: What an exported model can compute in: float32 (as trained and measured) or bfloat16
-#: (``torch.autocast``: convolutions in bfloat16, faster where the CPU has native bfloat16).
-PRECISIONS = ("float32", "bfloat16")
 
 
 class ModelLoadError(ValueError):

@@ -74,18 +74,18 @@ def build_model(cfg: dict):
     return build_baseline(arch, cfg["model"])
 
 
-def load_trained(checkpoint: str | Path):
+def load_trained(checkpoint: str | Path, cfg: dict | None = None):
     """A training checkpoint's network with its EMA weights (the raw ones if it has none), in
     eval mode, and its config: ``(model, config)``. An exported SpecDiff (``.ts``/``.yaml``)
     gives the weights it was exported with (a model soup has no checkpoint of its own) and
-    its card's training config."""
+    its card's training config (``cfg`` builds it with another config instead)."""
     import torch
 
     if Path(checkpoint).suffix in (".ts", ".yaml"):
         from gr_specdiff.model.export import load_card
         from gr_specdiff.train import initial_weights
 
-        cfg = load_card(checkpoint)["training"]["config"]
+        cfg = cfg or load_card(checkpoint)["training"]["config"]
         model = build_model(cfg)
         model.load_state_dict(initial_weights(checkpoint, model))
         return model.eval(), cfg
